@@ -1,0 +1,54 @@
+"""Files of a Hugging Face Hub model repo, through huggingface_hub (its cache, revisions, offline mode).
+
+``local_files_only=None`` keeps huggingface_hub's own default, so ``HF_HUB_OFFLINE=1`` serves
+files from the cache (``models--org--name/{blobs,refs,snapshots}``) without touching the network.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                    RepositoryNotFoundError, RevisionNotFoundError)
+
+from .errors import CheckpointNotFoundError
+
+HF_PREFIX = "hf-hub:"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+def is_hf_repo_id(source: str) -> bool:
+    """``hf-hub:org/name[@revision]`` or a bare ``org/name[@revision]``."""
+    return _REPO_ID.match(source.removeprefix(HF_PREFIX)) is not None
+
+
+def split_repo_id(source: str, revision: str | None = None) -> tuple[str, str | None]:
+    """``("org/name", revision)`` from ``[hf-hub:]org/name[@revision]``; an explicit ``revision`` wins."""
+    repo_id = source.removeprefix(HF_PREFIX)
+    if not _REPO_ID.match(repo_id):
+        raise ValueError(f"{source!r} is not a Hugging Face repo id; expected 'org/name' or 'hf-hub:org/name'")
+    repo_id, _, inline = repo_id.partition("@")
+    return repo_id, revision or inline or None
+
+
+def hf_file(repo_id: str, filename: str, *, revision: str | None = None, cache_dir: str | Path | None = None,
+            local_files_only: bool | None = None) -> Path:
+    """Path of ``filename`` of the repo at ``revision`` in the HF cache, fetched if needed and allowed."""
+    kwargs = {} if local_files_only is None else {"local_files_only": local_files_only}
+    where = f"{filename} of hf-hub:{repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+                                    library_name="tglc_zoo", **kwargs))
+    except LocalEntryNotFoundError:
+        raise CheckpointNotFoundError(
+            f"{where} is not in the Hugging Face cache and downloading is off (HF_HUB_OFFLINE or "
+            "local_files_only) or failed") from None
+    except RepositoryNotFoundError:
+        raise CheckpointNotFoundError(f"Hugging Face repo {repo_id!r} does not exist or is not accessible") from None
+    except RevisionNotFoundError:
+        raise CheckpointNotFoundError(f"revision {revision!r} does not exist in hf-hub:{repo_id}") from None
+    except EntryNotFoundError:
+        raise CheckpointNotFoundError(f"{where}: no such file in the repo") from None
+    except HfHubHTTPError as e:
+        raise CheckpointNotFoundError(f"{where}: download failed ({e})") from None
