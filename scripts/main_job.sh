@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The main job: install, then run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec "${PYTHON:-python3}" scripts/param_table.py "$@"

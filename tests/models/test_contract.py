@@ -1,0 +1,140 @@
+"""timm's model contract, held over every registered model.
+
+Small models run for real on the CPU; the big ones (WRN-28-40/60/80 and most WRN-28-10/WRN-34-2
+variants) run the same checks on the meta device, which propagates shapes and autograd without
+allocating memory.
+"""
+import pytest
+import timm
+import torch
+from timm.models import group_parameters
+
+import tglc_zoo
+from tglc_zoo.registry import VARIANTS
+
+REAL_ARCHS = {"wrn16_2", "wrn16_4", "mobilenetv2"}
+REAL_EXTRA = {"wrn28_10", "wrn28_10_gc2l_n16", "wrn34_2_gc2l_n8", "wrn34_2_flgc_n4"}
+ALL = tglc_zoo.list_models()
+REAL = [n for n in ALL if VARIANTS[n].arch in REAL_ARCHS or n in REAL_EXTRA]
+META = [n for n in ALL if n not in REAL]
+
+
+def _input(model, batch=2, device="cpu"):
+    size = 8 if getattr(model, "layout", None) == "cifar" else 32
+    return torch.randn(batch, model.model_args["in_chans"], size, size, device=device)
+
+
+def _check_contract(name, device):
+    with torch.device(device):
+        model = tglc_zoo.create_model(name, num_classes=7)
+    model.train()
+    x = _input(model, device=device)
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.float().square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"{name}: parameters without gradient: {no_grad[:5]}"
+
+    model.eval()
+    feats = model.forward_features(x)
+    assert feats.shape[:2] == (2, model.num_features)
+    assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+    assert model.forward_head(feats).shape == (2, 7)
+
+    cfg = model.pretrained_cfg
+    assert cfg["architecture"] == name and cfg["num_classes"] == 7
+    first = model.get_submodule(cfg["first_conv"])
+    assert isinstance(first, torch.nn.Conv2d) and first.in_channels == 3
+    assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
+    assert model.get_classifier().out_features == 7
+    for info in model.feature_info:
+        model.get_submodule(info["module"])
+    groups = group_parameters(model, model.group_matcher())
+    assert sum(len(v) for v in groups.values()) == len(list(model.parameters()))
+
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
+    model.reset_classifier(3)
+    assert model(x).shape == (2, 3) and model.num_classes == 3
+    return model
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_contract_real(name):
+    model = _check_contract(name, "cpu")
+    x = _input(model)
+    model.eval()
+    with torch.no_grad():
+        y = model(x)
+        y_cl = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(y_cl, y, rtol=1e-4, atol=1e-4)
+
+    model.train()
+    torch.manual_seed(1)
+    y1 = model(x)
+    model.set_grad_checkpointing(True)
+    torch.manual_seed(1)
+    y2 = model(x)
+    y2.sum().backward()
+    model.set_grad_checkpointing(False)
+    torch.testing.assert_close(y1, y2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", META)
+def test_contract_meta(name):
+    _check_contract(name, "meta")
+
+
+@pytest.mark.parametrize("name", ["wrn16_2_gc2l_n4", "mobilenetv2_flgc_n2", "wrn16_4"])
+def test_timm_create_model_builds_the_same_model(name):
+    torch.manual_seed(3)
+    ours = tglc_zoo.create_model(name, num_classes=5)
+    torch.manual_seed(3)
+    theirs = timm.create_model(name, num_classes=5)
+    assert type(ours) is type(theirs)
+    sd_a, sd_b = ours.state_dict(), theirs.state_dict()
+    assert sd_a.keys() == sd_b.keys()
+    for k in sd_a:
+        torch.testing.assert_close(sd_a[k], sd_b[k], rtol=0, atol=0)
+    assert timm.is_model(name)
+    assert set(timm.list_models("wrn*gc2l*")) >= {n for n in ALL if n.startswith("wrn") and "_gc2l_" in n}
+
+
+def test_every_name_listed_and_variant_grid():
+    assert len(ALL) == 7 * 17 + 13
+    for arch in ["wrn16_2", "wrn16_4", "wrn28_10", "wrn28_40", "wrn28_60", "wrn28_80", "wrn34_2", "mobilenetv2"]:
+        assert tglc_zoo.is_model(arch)
+    assert tglc_zoo.is_model("mobilenetv2_shuffle_n8") and not tglc_zoo.is_model("mobilenetv2_gc_n16")
+    assert tglc_zoo.list_models("wrn28_10_gc2l*") == [f"wrn28_10_gc2l_n{n}" for n in (16, 2, 4, 8)]
+
+
+def test_overrides_conv_type_and_groups():
+    model = tglc_zoo.create_model("wrn16_2", conv_type="gc2l", groups=2)
+    assert model.model_args["conv_type"] == "gc2l" and model.model_args["groups"] == 2
+    assert isinstance(model.stages[0][0].conv1, tglc_zoo.layers.TwoLevelGroupConv2d)
+    rebuilt = tglc_zoo.create_model(model.pretrained_cfg["architecture"], num_classes=model.num_classes,
+                                    **model.model_args)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_in_chans_and_drop_rate():
+    model = tglc_zoo.create_model("wrn16_2_gc_n2", in_chans=1, num_classes=10, drop_rate=0.3)
+    assert model.stem.conv.in_channels == 1 and model.pretrained_cfg["input_size"][0] == 1
+    assert model.head_drop.p == 0.3
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name,kwargs,match", [
+    ("wrn16_2", dict(conv_type="gc", groups=3), r"layer 'stages\.0\.0\.conv1'.*16->32.*groups=3.*valid groups"),
+    ("mobilenetv2", dict(conv_type="gc2l", groups=16), r"layer 'blocks\..*groups=16.*valid groups"),
+    ("wrn16_2", dict(conv_type="dense"), r"unknown conv_type 'dense'.*valid choices.*'gc2l'"),
+    ("wrn16_2", dict(in_chans=0), r"in_chans must be a positive integer, got 0"),
+    ("wrn16_2", dict(num_classes=-1), r"num_classes must be a non-negative integer, got -1"),
+    ("wrn28_10_gc2l_n3", {}, r"unknown model 'wrn28_10_gc2l_n3'.*Did you mean .*'wrn28_10_gc2l_n2'"),
+    ("resnet50", {}, r"unknown model 'resnet50'.*Valid architectures"),
+    ("wrn16_2.nope", {}, r"unknown pretrained tag 'nope' for wrn16_2"),
+])
+def test_bad_input(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tglc_zoo.create_model(name, **kwargs)

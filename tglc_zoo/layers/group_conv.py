@@ -1,0 +1,18 @@
+"""GC: the one-level group convolution (block-Jacobi approximation, eq. 2.9)."""
+from __future__ import annotations
+
+from torch import nn
+
+from ._validate import check_groups, resolve_padding
+from .init import he_init_
+
+
+class GroupConv2d(nn.Conv2d):
+    """``nn.Conv2d(n, m, d, groups=N)`` with He initialisation and argument checks."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | None = None, groups: int = 1, bias: bool = False) -> None:
+        check_groups(in_channels, out_channels, groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=resolve_padding(kernel_size, padding), groups=groups, bias=bias)
+        he_init_(self)

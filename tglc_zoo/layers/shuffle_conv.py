@@ -1,0 +1,33 @@
+"""Shuffle: a group convolution followed by ShuffleNet's channel shuffle of its output."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .group_conv import GroupConv2d
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Reshape channels to (groups, C/groups), transpose, flatten (ShuffleNet)."""
+    b, c, h, w = x.shape
+    out = x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+class ShuffleGroupConv2d(nn.Module):
+    """GC followed by a channel shuffle; the same parameters as GC."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | None = None, groups: int = 1, bias: bool = False) -> None:
+        super().__init__()
+        self.conv = GroupConv2d(in_channels, out_channels, kernel_size, stride, padding, groups, bias)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding = self.conv.kernel_size, self.conv.stride, self.conv.padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return channel_shuffle(self.conv(x), self.groups)
+
+    def extra_repr(self) -> str:
+        return f"shuffle groups={self.groups}"
