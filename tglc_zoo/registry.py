@@ -128,7 +128,9 @@ def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=overlay).to_dict()
     model_kwargs = dict(conv_type=v.conv_type, groups=v.groups, num_classes=cfg.get("num_classes", 10))
     model_kwargs.update(kwargs)
-    load_num_classes, load_in_chans = model_kwargs["num_classes"], model_kwargs.get("in_chans", 3)
+    # unless asked otherwise, a pretrained model keeps the checkpoint's head and input channels
+    load_num_classes = model_kwargs["num_classes"]
+    load_in_chans = model_kwargs.get("in_chans", cfg.get("input_size", (3,))[0])
     if pretrained:
         # build as the checkpoint was saved, then adapt head and stem while loading
         model_kwargs["num_classes"] = cfg.get("num_classes", model_kwargs["num_classes"])
