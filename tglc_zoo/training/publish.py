@@ -1,0 +1,108 @@
+"""Turn a training run into a published checkpoint folder (the ``tglc_zoo.save_pretrained`` format)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..data import DatasetInfo, get_dataset_info
+from .checkpoint import CheckpointError, load_checkpoint
+
+__all__ = ["publish_run", "model_from_checkpoint", "describe_run"]
+
+
+def _dataset_info(ckpt: dict[str, Any]) -> DatasetInfo:
+    saved = ckpt.get("dataset") or {}
+    base = get_dataset_info(ckpt["config"]["dataset"])
+    return DatasetInfo(**{**base.__dict__, "num_classes": int(saved.get("num_classes", base.num_classes)),
+                          "in_chans": int(saved.get("in_chans", base.in_chans)),
+                          "input_size": tuple(saved.get("input_size", base.input_size)),
+                          "label_names": tuple(saved.get("label_names", base.label_names))})
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, DatasetInfo]:
+    """Rebuild the trained model of a training checkpoint (strict weight loading), in eval mode."""
+    from .trainer import build_model
+    from .config import TrainConfig
+
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    info = _dataset_info(ckpt)
+    model = build_model(cfg.model, info, cfg.model_overrides())
+    model.load_state_dict(ckpt["model"], strict=True)
+    model.pretrained_cfg = {**model.pretrained_cfg, "label_names": list(info.label_names)}
+    return model.eval(), info
+
+
+def describe_run(ckpt: dict[str, Any]) -> str:
+    """Markdown describing how the weights were trained (for the model card)."""
+    cfg, recipe = ckpt["config"], ckpt["recipe"]
+    row = ckpt["history"][-1] if ckpt["history"] else {}
+    epochs_done = int(ckpt["epoch"])
+    train_samples = ckpt.get("dataset", {}).get("train_samples")
+    lines = [
+        f"Trained with `tglc-train` (tglc_zoo.training) on **{cfg['dataset']}**"
+        + (f" ({train_samples} training images)" if train_samples else "") + ".", "",
+        f"- recipe: `{recipe['name']}` ({recipe.get('source', '')}): {recipe['optimizer']} momentum "
+        f"{recipe['momentum']}, weight decay {recipe['weight_decay']}, batch {recipe['batch_size']}, lr {recipe['lr']} "
+        f"x{recipe['lr_gamma']} at epochs {recipe['lr_milestones']}; augmentation: {recipe.get('augmentation') or 'none'}",
+        f"- epochs: {epochs_done} of {recipe['epochs']} planned"
+        + (f" (at most {cfg['limit_train_batches']} batches per epoch)" if cfg.get("limit_train_batches") else ""),
+        f"- seed {cfg['seed']}, AMP {cfg.get('amp') or 'off'}, channels_last {cfg.get('channels_last', False)}, "
+        f"world size {ckpt.get('world_size', 1)}",
+        f"- wall time (training + per-epoch evaluation): {row.get('elapsed_s', float('nan')):.1f} s",
+        f"- hardware: {ckpt.get('hardware', 'unknown')}",
+    ]
+    if row:
+        lines.append(f"- test accuracy {100 * row['test_acc']:.2f}% (error {100 * row['test_err']:.2f}%) on "
+                     f"{row.get('test_samples', '?')} test images after epoch {row['epoch']}")
+    return "\n".join(lines)
+
+
+def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], *, which: str = "last",
+                push_to_hub: str | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Publish a run folder (its ``checkpoints/<which>.pt``) or a checkpoint file to ``directory``.
+
+    The model card reports the test accuracy/error measured at that checkpoint's epoch, the dataset,
+    recipe, epochs, wall time and hardware.  ``push_to_hub`` also uploads the folder to that repo id.
+    """
+    import tglc_zoo
+
+    if which not in ("last", "best"):
+        raise ValueError(f"which={which!r}; valid choices: ['last', 'best']")
+    src = Path(run)
+    path = src / "checkpoints" / f"{which}.pt" if src.is_dir() else src
+    if not path.is_file():
+        raise CheckpointError(f"no training checkpoint at {path}; pass a run folder (with checkpoints/{which}.pt) "
+                              "or a checkpoint file")
+    ckpt = load_checkpoint(path)
+    model, info = model_from_checkpoint(ckpt)
+    if not ckpt["history"]:
+        raise CheckpointError(f"{path} holds no evaluated epoch; nothing to publish")
+    row = next(r for r in ckpt["history"] if r["epoch"] == ckpt["epoch"])
+    metrics = {"top1": round(100.0 * row["test_acc"], 4), "top1_err": round(100.0 * row["test_err"], 4),
+               "loss": round(float(row["test_loss"]), 6)}
+    save = getattr(tglc_zoo, "save_pretrained", None)
+    if save is None:
+        raise ImportError("tglc_zoo.save_pretrained is not available (the checkpoint-format module is missing)")
+    with torch.no_grad():
+        out = save(model, directory, metrics=metrics, dataset=info.name, recipe=describe_run(ckpt))
+    out_path = Path(out) if isinstance(out, (str, os.PathLike)) else Path(directory)
+    if log:
+        log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) -> {out_path}")
+    if push_to_hub:
+        push = getattr(tglc_zoo, "push_to_hub", None)
+        if push is None:
+            raise ImportError("tglc_zoo.push_to_hub is not available")
+        push(out_path, push_to_hub) if _takes_folder(push) else push(model, push_to_hub, metrics=metrics,
+                                                                     dataset=info.name, recipe=describe_run(ckpt))
+    return out_path
+
+
+def _takes_folder(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    params = list(inspect.signature(fn).parameters)
+    return bool(params) and params[0] in ("folder", "directory", "path", "local_dir")
