@@ -28,8 +28,11 @@ def load_legacy_state_dict(path: str | Path, *, map_location: str | torch.device
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        reason = _reason(e)
+        if "GLOBAL" not in reason:
+            raise CorruptCheckpointError(f"{path}: not a readable torch checkpoint ({reason})") from None
         raise UnsafeCheckpointError(f"{path}: refused to load: the pickle holds more than tensors and plain "
-                                    f"containers ({_reason(e)}); nothing in it was executed") from None
+                                    f"containers ({reason}); nothing in it was executed") from None
     except (RuntimeError, EOFError, ValueError) as e:
         raise CorruptCheckpointError(f"{path}: not a readable torch checkpoint ({e})") from None
     return _unwrap(obj, path)
@@ -39,7 +42,7 @@ def _reason(error: Exception) -> str:
     """The line of torch's weights-only error that names the refused object (not its advice)."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     named = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln]
-    return (named or lines or [type(error).__name__])[0]
+    return (named or lines or [type(error).__name__])[0].split(". Please use")[0]
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
