@@ -1,14 +1,80 @@
-"""Loading pretrained weights into a freshly built model (resolution of the pretrained source)."""
+"""Pretrained weights for the registry: which checkpoint ``pretrained=...`` names, and loading it.
+
+``pretrained`` may be ``True`` (the pretrained cfg's own source: a manifest tag, timm's
+``local-dir:``/``hf-hub:`` prefixes, or ``pretrained_cfg_overlay=dict(file=...)``), a tag of the
+model, any :func:`tglc_zoo.hub.resolve_source` source, or an already resolved checkpoint.
+"""
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
+import torch
+from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
+from .hub import HF_PREFIX, ConfigError, ResolvedCheckpoint, read_state_dict, resolve_source
+from .hub.config import LOCATION_KEYS
+from .models._adapt import LoadReport, load_pretrained_into
+from .weights import load_manifest
 
-def load_pretrained(model: nn.Module, pretrained: Any, cfg: dict[str, Any], *, num_classes: int,
-                    in_chans: int, cache_dir: Any = None) -> None:
-    """Load the weights named by ``pretrained``/``cfg`` into ``model``, adapting head and stem."""
-    name = cfg.get("architecture")
-    raise ValueError(f"no pretrained weights are available for {name!r} (pretrained={pretrained!r}); "
-                     "see tglc_zoo.list_models(pretrained=True)")
+_CFG_FIELDS = frozenset(f.name for f in dataclasses.fields(PretrainedCfg))
+
+
+def _source_from_cfg(variant: str, cfg: dict[str, Any]) -> str:
+    """The weights location a pretrained cfg names, in timm's order of precedence."""
+    if cfg.get("source") == "hf-hub" and cfg.get("hf_hub_id"):
+        return HF_PREFIX + cfg["hf_hub_id"]
+    for key in ("file", "url"):
+        if cfg.get(key):
+            return str(cfg[key])
+    if cfg.get("hf_hub_id"):
+        return HF_PREFIX + cfg["hf_hub_id"]
+    from .registry import list_models  # the registry imports this module lazily; no cycle at import
+
+    tags = list_models(f"{variant}.*", pretrained=True)
+    raise ValueError(f"no pretrained weights are available for {variant!r}; tags with weights: {tags or 'none'} "
+                     "(see tglc_zoo.list_models(pretrained=True)); or pass pretrained=<folder, .safetensors file, "
+                     "URL or Hugging Face repo id>")
+
+
+def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
+                       cache_dir: str | Path | None = None) -> ResolvedCheckpoint:
+    """Locate the checkpoint that ``pretrained`` names for model ``variant`` whose pretrained cfg is ``cfg``.
+
+    ``True`` means the source in ``cfg`` (a tag's ``pretrained_cfg`` must already be resolved into ``cfg``).
+    """
+    if isinstance(pretrained, ResolvedCheckpoint):
+        resolved = pretrained
+    else:
+        sha256 = None
+        if pretrained is True:
+            source = _source_from_cfg(variant, cfg)
+            entry = load_manifest().get(f"{variant}.{cfg.get('tag')}") if cfg.get("tag") else None
+            sha256 = entry.get("sha256") if entry else None
+        elif isinstance(pretrained, (str, Path)):
+            source = str(pretrained)
+        else:
+            raise ValueError(f"pretrained={pretrained!r} is not understood; valid choices: False, True, a tag of "
+                             f"{variant!r}, or a folder, .safetensors file, URL or Hugging Face repo id")
+        resolved = resolve_source(source, cache_dir=cache_dir, sha256=sha256)
+    arch = (resolved.config or {}).get("architecture")
+    if arch is not None and arch != variant:
+        raise ConfigError(f"{resolved.origin} holds a {arch!r} checkpoint, not {variant!r}; load it with "
+                          f"tglc_zoo.from_pretrained({resolved.origin!r}) or create_model({arch!r}, ...)")
+    return resolved
+
+
+def merge_checkpoint_cfg(cfg: dict[str, Any], resolved: ResolvedCheckpoint) -> dict[str, Any]:
+    """``cfg`` updated with what the checkpoint says about itself (input size, normalisation, labels, head)."""
+    if not resolved.config:
+        return cfg
+    own = {k: v for k, v in resolved.config["pretrained_cfg"].items() if k in _CFG_FIELDS and k not in LOCATION_KEYS}
+    return {**cfg, **own, "num_classes": resolved.config["num_classes"]}
+
+
+def load_checkpoint_into(model: nn.Module, resolved: ResolvedCheckpoint, *,
+                         map_location: str | torch.device = "cpu", strict: bool = True) -> LoadReport:
+    """Read the checkpoint's tensors and load them (strictly, head/stem adapted) into ``model``."""
+    return load_pretrained_into(model, read_state_dict(resolved, map_location=map_location), strict=strict)

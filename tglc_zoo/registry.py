@@ -20,6 +20,7 @@ from timm.models._registry import split_model_name_tag
 from torch import nn
 
 from .models import MobileNetV2, WideResNet
+from .models._adapt import adapt_channel_stats
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -125,28 +126,33 @@ def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
         if kwargs.get(bad):
             raise ValueError(f"{bad}={kwargs[bad]!r} is not supported by {variant}")
         kwargs.pop(bad, None)
+    if isinstance(pretrained, str) and f"{variant}.{pretrained}" in pretrained_tags():
+        pretrained, pretrained_cfg = True, pretrained  # a tag of this model
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=overlay).to_dict()
+    checkpoint = None
+    if pretrained:
+        from .loading import merge_checkpoint_cfg, resolve_pretrained  # weights resolution sits beside the registry
+
+        checkpoint = resolve_pretrained(variant, pretrained, cfg, cache_dir=cache_dir)
+        cfg = merge_checkpoint_cfg(cfg, checkpoint)
     model_kwargs = dict(conv_type=v.conv_type, groups=v.groups, num_classes=cfg.get("num_classes", 10))
     model_kwargs.update(kwargs)
-    # unless asked otherwise, a pretrained model keeps the checkpoint's head and input channels
-    load_num_classes = model_kwargs["num_classes"]
-    load_in_chans = model_kwargs.get("in_chans", cfg.get("input_size", (3,))[0])
     if pretrained:
-        # build as the checkpoint was saved, then adapt head and stem while loading
-        model_kwargs["num_classes"] = cfg.get("num_classes", model_kwargs["num_classes"])
-        model_kwargs["in_chans"] = cfg.get("input_size", (3,))[0]
+        # unless asked otherwise, a pretrained model keeps the checkpoint's head and input channels;
+        # a different num_classes / in_chans is adapted while loading
+        model_kwargs.setdefault("in_chans", cfg.get("input_size", (3,))[0])
     model = spec.model_cls(**spec.kwargs, **model_kwargs)
     in_chans = model_kwargs.get("in_chans", 3)
     cfg.update(architecture=variant, num_classes=model.num_classes,
-               input_size=(in_chans, *cfg["input_size"][1:]))
+               input_size=(in_chans, *cfg["input_size"][1:]),
+               **{k: adapt_channel_stats(cfg[k], in_chans) for k in ("mean", "std") if cfg.get(k)})
     model.pretrained_cfg = cfg
     model.model_args = {k: val for k, val in model_kwargs.items() if k != "num_classes"}
     model.model_args.setdefault("in_chans", in_chans)
-    if pretrained:
-        from .loading import load_pretrained  # weights resolution sits beside the registry
+    if checkpoint is not None:
+        from .loading import load_checkpoint_into
 
-        load_pretrained(model, pretrained, cfg, num_classes=load_num_classes, in_chans=load_in_chans,
-                        cache_dir=cache_dir)
+        load_checkpoint_into(model, checkpoint)
     return model
 
 
