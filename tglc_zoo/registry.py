@@ -135,6 +135,7 @@ def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
 
         checkpoint = resolve_pretrained(variant, pretrained, cfg, cache_dir=cache_dir)
         cfg = merge_checkpoint_cfg(cfg, checkpoint)
+        kwargs = {**(checkpoint.config or {}).get("model_args", {}), **kwargs}  # saved arguments are defaults
     model_kwargs = dict(conv_type=v.conv_type, groups=v.groups, num_classes=cfg.get("num_classes", 10))
     model_kwargs.update(kwargs)
     if pretrained:

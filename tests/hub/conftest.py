@@ -14,36 +14,12 @@ from typing import Any, Callable
 import pytest
 import torch
 import yaml
+from ckpt_helpers import populate_hf_cache
 
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
-
-
-def populate_hf_cache(cache: Path, repo_id: str, folder: Path, *, revision: str = "main") -> str:
-    """Lay ``folder``'s files out as huggingface_hub's cache does; return the commit hash used.
-
-    ``models--org--name/blobs/<sha256>``, ``snapshots/<commit>/<file>`` (relative symlink to the blob)
-    and ``refs/<revision>`` holding the commit hash.
-    """
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    digest = hashlib.sha1()
-    for f in sorted(folder.iterdir()):
-        digest.update(f.name.encode() + f.read_bytes())
-    commit = digest.hexdigest()
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    (repo / "blobs").mkdir(exist_ok=True)
-    for f in sorted(folder.iterdir()):
-        blob = hashlib.sha256(f.read_bytes()).hexdigest()
-        (repo / "blobs" / blob).write_bytes(f.read_bytes())
-        link = snapshot / f.name
-        if not link.exists():
-            link.symlink_to(Path("..", "..", "blobs", blob))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / revision).write_text(commit)
-    return commit
 
 
 @pytest.fixture
@@ -175,4 +151,5 @@ def tensors() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return {"stem.conv.weight": torch.randn(4, 1, 3, 3, generator=g), "fc.weight": torch.randn(3, 4, generator=g),
             "fc.bias": torch.randn(3, generator=g), "bn.num_batches_tracked": torch.tensor(7)}
+
 

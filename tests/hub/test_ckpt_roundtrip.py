@@ -1,0 +1,83 @@
+"""save_pretrained -> every loading route gives bit-identical outputs, for every conv type."""
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import tglc_zoo
+from ckpt_helpers import CONV_VARIANTS, grey, make_model
+
+REPO = Path(tglc_zoo.__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=sorted(CONV_VARIANTS), scope="module")
+def saved(request, tmp_path_factory):
+    name = CONV_VARIANTS[request.param]
+    model = make_model(name)
+    folder = tglc_zoo.save_pretrained(model, tmp_path_factory.mktemp(request.param) / name,
+                                      metrics={"top1": 12.5}, dataset="synthetic")
+    x = grey()
+    with torch.no_grad():
+        return name, folder, model.state_dict(), x, model(x)
+
+
+def _check(model, saved):
+    name, _, state, x, y = saved
+    assert model.pretrained_cfg["architecture"] == name and not model.training
+    assert model.num_classes == 3 and model.model_args["in_chans"] == 1
+    with torch.no_grad():
+        assert torch.equal(model(x), y)
+    sd = model.state_dict()
+    assert sd.keys() == state.keys() and all(torch.equal(sd[k], state[k]) for k in state)
+
+
+def test_folder_file_and_registry(saved):
+    name, folder, *_ = saved
+    _check(tglc_zoo.from_pretrained(folder).eval(), saved)
+    _check(tglc_zoo.from_pretrained(str(folder / "model.safetensors")).eval(), saved)
+    _check(tglc_zoo.create_model(name, pretrained=folder).eval(), saved)
+
+
+def test_file_url(saved, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    _check(tglc_zoo.from_pretrained((saved[1] / "model.safetensors").as_uri()).eval(), saved)
+    assert (tmp_path / "torch" / "hub" / "checkpoints" / "model.safetensors").is_file()
+
+
+def test_hf_cache_offline(saved, hf_cache):
+    commit = hf_cache("tglc/ckpt", saved[1])
+    _check(tglc_zoo.from_pretrained("tglc/ckpt").eval(), saved)
+    _check(tglc_zoo.from_pretrained("hf-hub:tglc/ckpt", revision=commit, local_files_only=True).eval(), saved)
+    _check(timm.create_model("hf-hub:tglc/ckpt", pretrained=True).eval(), saved)
+
+
+def test_timm_local_dir_and_overlay(saved):
+    name, folder, *_ = saved
+    _check(timm.create_model(f"local-dir:{folder}", pretrained=True).eval(), saved)
+    _check(tglc_zoo.create_model(f"local-dir:{folder}", pretrained=True).eval(), saved)
+    overlay = dict(file=str(folder / "model.safetensors"))
+    _check(timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay).eval(), saved)
+
+
+def test_torch_hub_local(saved):
+    name, folder, *_ = saved
+    _check(torch.hub.load(str(REPO), name, source="local", pretrained=str(folder)).eval(), saved)
+
+
+def test_saved_folder_is_self_describing(saved):
+    from huggingface_hub import ModelCard
+
+    from tglc_zoo.hub import read_config, read_metadata_config
+
+    name, folder, *_ = saved
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    cfg = read_config(folder / "config.json")
+    assert cfg == read_metadata_config(folder / "model.safetensors")
+    assert cfg["architecture"] == name and cfg["num_classes"] == 3 and cfg["global_pool"] == "avg"
+    expected_conv = next(c for c, n in CONV_VARIANTS.items() if n == name)
+    assert cfg["model_args"]["conv_type"] == expected_conv
+    assert cfg["pretrained_cfg"]["first_conv"] == "stem.conv" and cfg["pretrained_cfg"]["classifier"] == "fc"
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "tglc_zoo" and card.data.datasets == ["synthetic"]
+    assert "| top1 | 12.5 |" in card.text
