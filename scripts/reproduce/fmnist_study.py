@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""The paper's claim on real data: test error vs N for SC, GC, GC-2L, Shuffle and FLGC on Fashion-MNIST.
+
+Resumable: finished runs are kept and skipped, an interrupted run resumes from its last checkpoint.
+Spread it over several sessions with --max-runs; --report-only rebuilds the results from what exists.
+
+    python scripts/reproduce/fmnist_study.py                   # the whole grid (hours on 2 CPU cores)
+    python scripts/reproduce/fmnist_study.py --max-runs 4      # the next 4 unfinished runs, then report
+    python scripts/reproduce/fmnist_study.py --report-only     # table, plots and JSON from finished runs
+
+Writes runs under --out (default runs/fmnist_study) and the report under --docs (default
+docs/fmnist_study): results.json, results.md, error_vs_groups.png, training_loss.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from tglc_zoo.studies.groups_study import (RESULT_NAME, StudyConfig, aggregate, claim_verdict, finished_results,
+                                           markdown_table, plot_error_vs_groups, plot_training_loss, run_one)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    d = StudyConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/fmnist_study", help="study folder (runs and logs)")
+    p.add_argument("--docs", default="docs/fmnist_study", help="where the report goes")
+    p.add_argument("--arch", default=d.arch)
+    p.add_argument("--dataset", default=d.dataset, help="fmnist (the study); digits for a quick smoke run")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr-milestones", type=int, nargs="*", default=list(d.lr_milestones))
+    p.add_argument("--train-subset", type=int, default=d.train_subset, help="0 = the full 60k training set")
+    p.add_argument("--groups", type=int, nargs="+", default=list(d.groups))
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
+    p.add_argument("--extra-seeds", type=int, nargs="*", default=list(d.extra_seeds))
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--amp", default=None, choices=["bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--max-runs", type=int, default=None, help="train at most this many unfinished runs")
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def study_config(args: argparse.Namespace) -> StudyConfig:
+    return StudyConfig(arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
+                       lr_milestones=tuple(args.lr_milestones), train_subset=args.train_subset or None,
+                       groups=tuple(args.groups), seeds=tuple(args.seeds), extra_seeds=tuple(args.extra_seeds),
+                       device=args.device, amp=args.amp, channels_last=args.channels_last)
+
+
+def check_same_config(study_dir: Path, cfg: StudyConfig) -> None:
+    """A study folder holds one recipe: refuse to mix runs of different recipes."""
+    path = study_dir / "study.json"
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    current = json.loads(json.dumps(cfg.to_dict()))
+    if saved is not None and saved != current:
+        diff = {k: (saved.get(k), current.get(k)) for k in current if saved.get(k) != current.get(k)}
+        raise SystemExit(f"error: {study_dir} holds a study with another configuration {diff}; "
+                         "use another --out or the same options")
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2))
+
+
+def report(study_dir: Path, docs: Path, cfg: StudyConfig) -> dict:
+    plan = cfg.plan()
+    results = finished_results(study_dir, plan)
+    agg = aggregate(results)
+    docs.mkdir(parents=True, exist_ok=True)
+    hardware = sorted({r["hardware"] for r in results})
+    payload = {
+        "study": cfg.to_dict(), "planned_runs": len(plan), "finished_runs": len(results),
+        "hardware": hardware, "torch": torch.__version__, "python": platform.python_version(),
+        "total_train_time_s": sum(r["train_time_s"] for r in results),
+        "cells": agg, "verdict": claim_verdict(agg),
+        "runs": [{k: v for k, v in r.items() if k != "run_dir"} for r in results],
+    }
+    tmp = docs / "results.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, docs / "results.json")
+    title = f"{cfg.arch} on {'Fashion-MNIST' if cfg.dataset == 'fmnist' else cfg.dataset} ({cfg.epochs} epochs)"
+    table = markdown_table(agg, cfg.groups)
+    md = [f"# {title}: test error (%) vs number of groups", "",
+          f"{len(results)}/{len(plan)} runs finished; cells show mean ± std over seeds (runs, parameters).", "",
+          table, "", "## What the numbers say", "", *[f"- {v}" for v in payload["verdict"]], "",
+          f"Hardware: {', '.join(hardware) or 'n/a'}; total training time {payload['total_train_time_s'] / 3600:.2f} h.",
+          "", "![test error vs N](error_vs_groups.png)", "", "![training loss](training_loss.png)", ""]
+    (docs / "results.md").write_text("\n".join(md))
+    if agg:
+        plot_error_vs_groups(agg, docs / "error_vs_groups.png", title)
+        big = max((n for n in cfg.groups if any(r["groups"] == n for r in results)), default=cfg.groups[-1])
+        plot_training_loss(results, big, docs / "training_loss.png", f"{title}: training loss")
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = study_config(args)
+    study_dir, docs = Path(args.out), Path(args.docs)
+    check_same_config(study_dir, cfg)
+    if not args.report_only:
+        todo = [s for s in cfg.plan() if not (study_dir / "runs" / s.run_id / RESULT_NAME).is_file()]
+        if args.max_runs is not None:
+            todo = todo[:args.max_runs]
+        log_path = study_dir / "study.log"
+        with log_path.open("a") as log_file:
+            def log(msg: str) -> None:
+                log_file.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+                log_file.flush()
+                if args.no_progress:
+                    print(msg, flush=True)
+
+            bar = tqdm(todo, desc="study", unit="run", disable=args.no_progress)
+            for spec in bar:
+                bar.set_postfix_str(spec.run_id)
+                rec = run_one(spec, cfg, study_dir, progress=not args.no_progress, log=log)
+                log(f"[study] {spec.run_id}: test error {rec['test_err']:.2f}% in {rec['train_time_s']:.0f}s")
+    payload = report(study_dir, docs, cfg)
+    print(markdown_table(payload["cells"], cfg.groups))
+    for line in payload["verdict"]:
+        print("-", line)
+    print(f"{payload['finished_runs']}/{payload['planned_runs']} runs finished; report in {docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The study grid, its aggregation and its report; one real (tiny) resumable run on scikit-learn digits."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tglc_zoo.studies.groups_study import StudyConfig, aggregate, claim_verdict, markdown_table
+
+ROOT = Path(__file__).parents[2]
+
+
+def _record(conv_type, n, seed, err):
+    return dict(conv_type=conv_type, groups=n, seed=seed, test_err=err, params=1000 * n, train_time_s=1.0,
+                train_loss=[1.0, 0.5], hardware="cpu")
+
+
+def test_plan_covers_grid_with_extra_seeds_at_large_n():
+    plan = StudyConfig().plan()
+    ids = [s.run_id for s in plan]
+    assert len(ids) == len(set(ids))
+    assert ids[:2] == ["wrn16_2_s0", "wrn16_2_s1"]
+    for conv in ("gc", "gc2l", "shuffle", "flgc"):
+        assert {s.seed for s in plan if s.conv_type == conv and s.groups == 16} == {0, 1}
+        assert {s.seed for s in plan if s.conv_type == conv and s.groups == 2} == {0}
+    assert len(plan) == 2 + 16 + 8
+
+
+def test_aggregate_table_and_verdict():
+    recs = [_record("sc", 1, 0, 8.0), _record("sc", 1, 1, 8.2),
+            _record("gc", 4, 0, 10.0), _record("gc2l", 4, 0, 9.0),
+            _record("gc", 16, 0, 14.0), _record("gc", 16, 1, 16.0), _record("gc2l", 16, 0, 9.5),
+            _record("gc2l", 16, 1, 9.7), _record("shuffle", 16, 0, 9.0)]
+    agg = aggregate(recs)
+    assert agg["gc"]["16"]["err_mean"] == pytest.approx(15.0)
+    assert agg["gc"]["16"]["err_std"] == pytest.approx(2 ** 0.5)
+    assert agg["gc2l"]["4"]["err_std"] == 0.0
+    table = markdown_table(agg, (4, 16))
+    assert "| GC | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC (N = 1) | 8.10 ± 0.14" in table
+    verdict = " ".join(claim_verdict(agg))
+    assert "lower mean test error than GC at N = [4, 16]" in verdict
+    assert "beats Shuffle at N = none" in verdict
+    assert "grows monotonically" in verdict
+
+
+@pytest.mark.slow
+def test_study_script_runs_resumes_and_reports(tmp_path):
+    spec = importlib.util.spec_from_file_location("fmnist_study", ROOT / "scripts" / "reproduce" / "fmnist_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out, docs = tmp_path / "study", tmp_path / "docs"
+    common = ["--out", str(out), "--docs", str(docs), "--dataset", "digits", "--epochs", "1", "--lr-milestones",
+              "--train-subset", "256", "--groups", "2", "--extra-seeds", "--no-progress", "--threads", "1"]
+    assert mod.main(common + ["--max-runs", "2"]) == 0
+    first = json.loads((docs / "results.json").read_text())
+    assert first["finished_runs"] == 2 and first["planned_runs"] == 5
+    done = out / "runs" / "wrn16_2_s0" / "result.json"
+    stamp = done.stat().st_mtime_ns
+    assert mod.main(common + ["--max-runs", "1"]) == 0  # skips the finished runs, trains the next one
+    assert done.stat().st_mtime_ns == stamp
+    final = json.loads((docs / "results.json").read_text())
+    assert final["finished_runs"] == 3
+    assert {r["model"] for r in final["runs"]} == {"wrn16_2", "wrn16_2_gc_n2", "wrn16_2_gc2l_n2"}
+    for r in final["runs"]:
+        assert 0 <= r["test_err"] <= 100 and r["params"] > 0
+    assert (docs / "error_vs_groups.png").stat().st_size > 0 and (docs / "training_loss.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="another configuration"):
+        mod.main(common[:-2] + ["--epochs", "2"])

@@ -1,0 +1,265 @@
+"""Test error against the number of groups N for every conv type (the paper's Tables 1/3, Figures 4/5).
+
+A study is a grid of training runs — SC, and GC/GC-2L/Shuffle/FLGC at each N, each for one or more
+seeds — all with the same recipe. Every run lives in its own run directory under the study folder;
+a run that finished (``result.json`` exists) is skipped, and one that was interrupted resumes from
+its last complete checkpoint, so the study can be spread over several sessions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+CONV_LABELS = {"sc": "SC", "gc": "GC", "gc2l": "GC-2L", "shuffle": "Shuffle", "flgc": "FLGC"}
+RESULT_NAME = "result.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the grid."""
+
+    arch: str
+    conv_type: str
+    groups: int
+    seed: int
+
+    @property
+    def model(self) -> str:
+        return self.arch if self.conv_type == "sc" else f"{self.arch}_{self.conv_type}_n{self.groups}"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}_s{self.seed}"
+
+
+@dataclass
+class StudyConfig:
+    """The grid and the one recipe that every run of it shares."""
+
+    arch: str = "wrn16_2"
+    dataset: str = "fmnist"
+    data_dir: str | None = None
+    conv_types: tuple[str, ...] = ("gc", "gc2l", "shuffle", "flgc")
+    groups: tuple[int, ...] = (2, 4, 8, 16)
+    seeds: tuple[int, ...] = (0,)
+    # extra seeds for SC and for these N (the large-N cells, where the claim is made)
+    extra_seeds: tuple[int, ...] = (1,)
+    extra_seed_groups: tuple[int, ...] = (8, 16)
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.1
+    lr_milestones: tuple[int, ...] = (3, 4)
+    lr_gamma: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    train_subset: int | None = 20000
+    device: str = "cpu"
+    channels_last: bool = False
+    amp: str | None = None
+    recipe: str = "fmnist"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def plan(self) -> list[RunSpec]:
+        """Every run, SC first, then conv types by N: the order in which they are trained."""
+        runs = [RunSpec(self.arch, "sc", 1, s) for s in (*self.seeds, *self.extra_seeds)]
+        for n in self.groups:
+            for conv_type in self.conv_types:
+                seeds = (*self.seeds, *self.extra_seeds) if n in self.extra_seed_groups else self.seeds
+                runs += [RunSpec(self.arch, conv_type, n, s) for s in seeds]
+        return runs
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_one(spec: RunSpec, cfg: StudyConfig, study_dir: Path, *, progress: bool = True,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume, or skip) one run and return its result record."""
+    from ..training import TrainConfig, train  # the training loop sits beside this study
+
+    run_dir = study_dir / "runs" / spec.run_id
+    result_path = run_dir / RESULT_NAME
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    resume = str(run_dir) if (run_dir / "checkpoints" / "last.pt").is_file() else None
+    tcfg = TrainConfig(
+        model=spec.model, dataset=cfg.dataset, data_dir=cfg.data_dir, output=str(run_dir), recipe=cfg.recipe,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_milestones=list(cfg.lr_milestones),
+        lr_gamma=cfg.lr_gamma, weight_decay=cfg.weight_decay, momentum=cfg.momentum, seed=spec.seed,
+        device=cfg.device, channels_last=cfg.channels_last, amp=cfg.amp, train_subset=cfg.train_subset,
+        resume=resume, progress=progress, tensorboard=False, **cfg.extra)
+    result = train(tcfg, log=log)
+    final = result.final
+    record = {
+        **asdict(spec), "model": spec.model, "run_dir": str(run_dir.relative_to(study_dir)),
+        "test_acc": final["test_acc"], "test_err": 100.0 * (1.0 - final["test_acc"]),
+        "best_test_acc": result.best_acc, "train_loss": [r["train_loss"] for r in result.history],
+        "test_err_curve": [100.0 * (1.0 - r["test_acc"]) for r in result.history],
+        "epochs": len(result.history), "train_time_s": result.wall_time_s,
+        "params": _count_params(spec, *_data_shape(cfg.dataset)), "hardware": result.info.get("hardware", ""),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, result_path)
+    return record
+
+
+def _count_params(spec: RunSpec, in_chans: int, num_classes: int) -> int:
+    import torch
+
+    from ..registry import create_model
+
+    with torch.device("meta"):
+        model = create_model(spec.model, in_chans=in_chans, num_classes=num_classes)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _data_shape(dataset: str) -> tuple[int, int]:
+    from ..data import get_dataset_info
+
+    info = get_dataset_info(dataset)
+    return info.in_chans, info.num_classes or 1000
+
+
+def finished_results(study_dir: Path, plan: Iterable[RunSpec]) -> list[dict[str, Any]]:
+    out = []
+    for spec in plan:
+        path = study_dir / "runs" / spec.run_id / RESULT_NAME
+        if path.is_file():
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{conv_type: {N: {err_mean, err_std, seeds, params, train_time_s}}}`` (std over seeds; 0 for one seed)."""
+    cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        cells.setdefault((r["conv_type"], r["groups"]), []).append(r)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (conv_type, n), rs in sorted(cells.items(), key=lambda kv: (list(CONV_LABELS).index(kv[0][0]), kv[0][1])):
+        errs = [r["test_err"] for r in rs]
+        out.setdefault(conv_type, {})[str(n)] = {
+            "err_mean": statistics.fmean(errs), "err_std": statistics.stdev(errs) if len(errs) > 1 else 0.0,
+            "errs": errs, "seeds": [r["seed"] for r in rs], "params": rs[0]["params"],
+            "train_time_s": statistics.fmean(r["train_time_s"] for r in rs),
+        }
+    return out
+
+
+def markdown_table(agg: dict[str, dict[str, dict[str, Any]]], groups: tuple[int, ...]) -> str:
+    """Paper-style table: test error (%) mean ± std (seeds) and parameters, one row per conv type."""
+    head = "| conv | " + " | ".join(f"N = {n}" for n in groups) + " |"
+    lines = [head, "|" + "---|" * (len(groups) + 1)]
+    sc = agg.get("sc", {}).get("1")
+    if sc:
+        lines.append(f"| SC (N = 1) | {_cell(sc)} |" + " |" * (len(groups) - 1))
+    for conv_type in ("gc", "gc2l", "shuffle", "flgc"):
+        if conv_type in agg:
+            cells = [_cell(agg[conv_type][str(n)]) if str(n) in agg[conv_type] else "—" for n in groups]
+            lines.append(f"| {CONV_LABELS[conv_type]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(c: dict[str, Any]) -> str:
+    pm = f" ± {c['err_std']:.2f}" if len(c["errs"]) > 1 else ""
+    return f"{c['err_mean']:.2f}{pm} ({len(c['errs'])}×, {c['params'] / 1e6:.3f} M)"
+
+
+def plot_error_vs_groups(agg: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> None:
+    """Figure 5 style: test error against N, one line per conv type, SC as a horizontal reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for conv_type in ("gc", "gc2l", "shuffle", "flgc"):
+        if conv_type not in agg:
+            continue
+        ns = sorted(int(n) for n in agg[conv_type])
+        means = [agg[conv_type][str(n)]["err_mean"] for n in ns]
+        stds = [agg[conv_type][str(n)]["err_std"] for n in ns]
+        ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=CONV_LABELS[conv_type])
+    if "sc" in agg:
+        ax.axhline(agg["sc"]["1"]["err_mean"], color="black", linestyle="--", label="SC")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("number of groups N")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def plot_training_loss(results: list[dict[str, Any]], groups: int, path: Path, title: str) -> None:
+    """Figure 4 style: training loss per epoch of SC, GC and GC-2L at one N (seed 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        if r["seed"] != 0 or not (r["conv_type"] == "sc" or (r["conv_type"] in ("gc", "gc2l") and r["groups"] == groups)):
+            continue
+        label = CONV_LABELS[r["conv_type"]] + ("" if r["conv_type"] == "sc" else f" (N = {groups})")
+        ax.plot(range(1, len(r["train_loss"]) + 1), r["train_loss"], marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def _save_fig(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def claim_verdict(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Plain statements of what the numbers say about the paper's claim (computed, not written by hand)."""
+    out: list[str] = []
+    gc, gc2l = agg.get("gc", {}), agg.get("gc2l", {})
+    common = sorted((int(n) for n in gc if n in gc2l))
+    if not common:
+        return ["No GC/GC-2L pair has finished yet: nothing to conclude."]
+    wins = [n for n in common if gc2l[str(n)]["err_mean"] < gc[str(n)]["err_mean"]]
+    out.append(f"GC-2L has lower mean test error than GC at N = {wins or 'none'} of {common}.")
+    if "sc" in agg:
+        sc = agg["sc"]["1"]["err_mean"]
+        gaps = ", ".join(f"N={n}: GC {gc[str(n)]['err_mean'] - sc:+.2f}, GC-2L {gc2l[str(n)]['err_mean'] - sc:+.2f}"
+                         for n in common)
+        out.append(f"Error gap to SC ({sc:.2f}%) in points: {gaps}.")
+    for other in ("shuffle", "flgc"):
+        if other in agg:
+            large = [n for n in common if n >= 8 and str(n) in agg[other]]
+            beats = [n for n in large if gc2l[str(n)]["err_mean"] < agg[other][str(n)]["err_mean"]]
+            if large:
+                out.append(f"At large N ({large}) GC-2L beats {CONV_LABELS[other]} at N = {beats or 'none'}.")
+    # does the GC - GC-2L gap grow with N?
+    gaps = [gc[str(n)]["err_mean"] - gc2l[str(n)]["err_mean"] for n in common]
+    if len(gaps) > 1:
+        grows = all(b >= a for a, b in zip(gaps, gaps[1:]))
+        out.append(f"GC's excess error over GC-2L by N: {', '.join(f'{g:+.2f}' for g in gaps)} "
+                   f"({'grows monotonically' if grows else 'not monotone'} with N).")
+    stds = [c["err_std"] for t in agg.values() for c in t.values() if len(c["errs"]) > 1]
+    if stds:
+        out.append(f"Seed-to-seed standard deviation where measured: {min(stds):.2f}–{max(stds):.2f} points; "
+                   "differences smaller than that are not significant.")
+    return out
+
