@@ -6,26 +6,32 @@
 * ``coarse``   — ``R̄0ᵀ`` (eq. 3.4): the full 1×1 convolution ``Conv2d(N, m, 1)`` that mixes the
   N representatives back into every output channel.
 
-Two implementations share one parameter layout (so checkpoints do not depend on it):
+Every implementation reads this one parameter layout (so checkpoints and the group-parallel sharding
+do not depend on it); see :mod:`tglc_zoo.layers._gc2l_kernels` for what each computes:
 
-* ``"split"`` runs ``Agp`` and ``R0`` as two grouped convolutions;
-* ``"fused"`` runs them as one grouped convolution from n to m + N channels (section 3.2), each
-  group producing its m/N outputs followed by its representative.
+* ``"split"``  — two grouped convolutions, the coarse 1×1 conv and an add (the reference form);
+* ``"addmm"``  — group conv, ``R0`` as a depthwise conv + group sum, coarse product accumulated into the
+  group-conv output (in place at inference);
+* ``"fused"``  — ``Agp`` and ``R0`` as one grouped conv from n to m + N channels (section 3.2);
+* ``"dense"``  — one dense conv with the composite weight (SC's cost, exact);
+* ``"auto"`` (default) — per input shape, the implementation measured fastest for it on this device
+  type, from the committed table of :mod:`tglc_zoo.layers.gc2l_impl` (no run-time autotuning).
 """
 from __future__ import annotations
 
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from . import _gc2l_kernels as kernels
 from ._validate import check_groups, resolve_padding
+from .gc2l_impl import ShapeKey, choose_impl
 from .init import he_init_
 
-Impl = Literal["split", "fused"]
-IMPLS: tuple[str, ...] = ("split", "fused")
-DEFAULT_IMPL: Impl = "split"
+Impl = Literal["auto", "split", "addmm", "fused", "dense"]
+IMPLS: tuple[str, ...] = ("auto", "split", "addmm", "fused", "dense")
+DEFAULT_IMPL: Impl = "auto"
 
 
 class TwoLevelGroupConv2d(nn.Module):
@@ -50,34 +56,31 @@ class TwoLevelGroupConv2d(nn.Module):
 
     def fused_weight(self) -> torch.Tensor:
         """The (m + N, n/N, d, d) weight of the single grouped conv that computes ``Agp`` and ``R0``."""
-        n_g, m_g = self.groups, self.out_channels // self.groups
-        w = self.conv.weight.reshape(n_g, m_g, *self.conv.weight.shape[1:])
-        r = self.restrict.weight.reshape(n_g, 1, *self.restrict.weight.shape[1:])
-        return torch.cat((w, r), dim=1).reshape(-1, *self.conv.weight.shape[1:])
+        return kernels.fused_weight(self.conv.weight, self.restrict.weight, self.groups)
 
     def fused_bias(self) -> torch.Tensor | None:
-        if self.conv.bias is None:
-            return None
-        n_g, m_g = self.groups, self.out_channels // self.groups
-        b = self.conv.bias.reshape(n_g, m_g)
-        return torch.cat((b, b.new_zeros(n_g, 1)), dim=1).reshape(-1)
+        return kernels.fused_bias(self.conv.bias, self.groups)
 
-    def _forward_split(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) + self.coarse(self.restrict(x))
+    def composite_weight(self) -> torch.Tensor:
+        """The dense (m, n, d, d) weight of the whole operator ``blockdiag(Agp) + R̄0ᵀ·R0``."""
+        return kernels.composite_weight(self.conv.weight, self.restrict.weight, self.coarse.weight, self.groups)
 
-    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x, self.fused_weight(), self.fused_bias(), self.stride, self.padding, groups=self.groups)
-        b, _, h, w = out.shape
-        n_g, m_g = self.groups, self.out_channels // self.groups
-        out = out.reshape(b, n_g, m_g + 1, h, w)
-        local = out[:, :, :m_g].reshape(b, self.out_channels, h, w)
-        reps = out[:, :, m_g]
-        return local + self.coarse(reps)
+    def resolve_impl(self, x: torch.Tensor) -> str:
+        """The implementation that ``forward(x)`` runs (``impl``, or the table's choice for ``"auto"``)."""
+        if self.impl != "auto":
+            return self.impl
+        h = (x.shape[-2] + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
+        w = (x.shape[-1] + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
+        training = torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
+        key = ShapeKey(x.device.type, bool(x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)),
+                       training, self.in_channels, self.out_channels, self.kernel_size[0], self.stride[0],
+                       self.groups, h * w)
+        return choose_impl(key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.impl == "fused":
-            return self._forward_fused(x)
-        return self._forward_split(x)
+        kernel = kernels.KERNELS[self.resolve_impl(x)]
+        return kernel(x, self.conv.weight, self.restrict.weight, self.coarse.weight, self.conv.bias,
+                      self.stride, self.padding, self.groups)
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, impl={self.impl!r}"
