@@ -1,0 +1,106 @@
+"""Per-rank checkpoint files: a full state dict ⇄ N ``rank-KKKKK-of-NNNNN.safetensors`` + ``group_parallel.json``.
+
+Offline (no process group): :func:`save_rank_files` splits a single-process state dict, and
+:func:`merge_rank_files` rebuilds it, so a model trained group-parallel publishes the same checkpoint
+folder as any other (write the merged dict, or :meth:`GroupParallel.full_state_dict` on rank 0, with
+:func:`tglc_zoo.hub.folder.write_checkpoint_folder`). Online: :func:`save_shard_files` lets every rank
+write its own file without gathering anything (for models too large for one process).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..hub.atomic import atomic_directory
+from ..hub.safetensors_io import load_weights, save_weights
+from .plan import GroupParallelError, ShardPlan
+
+__all__ = ["PLAN_NAME", "rank_file_name", "save_rank_files", "merge_rank_files", "load_rank_state_dict",
+           "read_plan", "save_shard_files"]
+
+PLAN_NAME = "group_parallel.json"
+
+
+def rank_file_name(rank: int, world_size: int) -> str:
+    return f"rank-{rank:05d}-of-{world_size:05d}.safetensors"
+
+
+def _folder_files(world_size: int) -> list[str]:
+    return [PLAN_NAME] + [rank_file_name(r, world_size) for r in range(world_size)]
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_rank_files(state_dict: Mapping[str, torch.Tensor], plan: ShardPlan, folder: str | Path) -> Path:
+    """Split a single-process state dict into ``plan.world_size`` per-rank safetensors files (atomic folder)."""
+    folder = Path(folder).absolute()
+    with atomic_directory(folder, replaceable=_folder_files(plan.world_size)) as tmp:
+        for rank in range(plan.world_size):
+            save_weights(tmp / rank_file_name(rank, plan.world_size), plan.split_rank(state_dict, rank))
+        (tmp / PLAN_NAME).write_text(plan.to_json(), encoding="utf-8")
+    return folder
+
+
+def read_plan(folder: str | Path) -> ShardPlan:
+    path = Path(folder) / PLAN_NAME
+    if not path.is_file():
+        raise GroupParallelError(f"{folder} is not a group-parallel checkpoint: {PLAN_NAME} is missing")
+    return ShardPlan.from_json(path.read_text(encoding="utf-8"))
+
+
+def load_rank_state_dict(folder: str | Path, rank: int, world_size: int | None = None,
+                         map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Rank ``rank``'s tensors; ``world_size`` (when given) must match the files'."""
+    plan = read_plan(folder)
+    if world_size is not None and world_size != plan.world_size:
+        raise GroupParallelError(f"{folder} holds {plan.world_size} rank files, but the world size is {world_size}")
+    if not 0 <= rank < plan.world_size:
+        raise GroupParallelError(f"rank {rank} out of range; {folder} holds ranks 0..{plan.world_size - 1}")
+    path = Path(folder) / rank_file_name(rank, plan.world_size)
+    if not path.is_file():
+        raise GroupParallelError(f"rank file {path.name} is missing from {folder}")
+    return load_weights(path, map_location=map_location)
+
+
+def merge_rank_files(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The single-process state dict (same keys as ``create_model``) from a folder of rank files."""
+    plan = read_plan(folder)
+    shards = [load_rank_state_dict(folder, r) for r in range(plan.world_size)]
+    order = {k: i for i, k in enumerate(shards[0])}
+    merged = plan.merge(shards)
+    return dict(sorted(merged.items(), key=lambda kv: order[kv[0]]))
+
+
+def save_shard_files(shard: "torch.nn.Module", folder: str | Path) -> Path:
+    """Collective: every rank of a :class:`GroupParallel` writes its own file (atomically) into ``folder``.
+
+    Rank 0 writes ``group_parallel.json`` last, after a barrier, so its presence marks a complete set.
+    ``folder`` must be visible to every rank (one machine, or a shared file system).
+    """
+    plan: ShardPlan = shard.plan  # type: ignore[assignment]
+    folder = Path(folder).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    if shard.rank == 0:
+        (folder / PLAN_NAME).unlink(missing_ok=True)
+    dist.barrier(group=shard.group)
+    state = shard.local_state_dict()  # type: ignore[operator]
+    _atomic_write(folder / rank_file_name(shard.rank, plan.world_size), lambda p: save_weights(p, state))
+    dist.barrier(group=shard.group)
+    if shard.rank == 0:
+        _atomic_write(folder / PLAN_NAME, lambda p: p.write_text(plan.to_json(), encoding="utf-8"))
+    dist.barrier(group=shard.group)
+    return folder
