@@ -9,7 +9,8 @@ Spread it over several sessions with --max-runs; --report-only rebuilds the resu
     python scripts/reproduce/fmnist_study.py --report-only     # table, plots and JSON from finished runs
 
 Writes runs under --out (default runs/fmnist_study) and the report under --docs (default
-docs/fmnist_study): results.json, results.md, error_vs_groups.png, training_loss.png.
+docs/fmnist_study): one record per finished run in runs/<run_id>.json (commit these: they are what
+makes a run "finished"), results.json, results.md, error_vs_groups.png, training_loss.png.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from tglc_zoo.studies.groups_study import (RESULT_NAME, StudyConfig, aggregate, claim_verdict, finished_results,
-                                           markdown_table, plot_error_vs_groups, plot_training_loss, run_one)
+from tglc_zoo.studies.groups_study import (StudyConfig, aggregate, claim_verdict, finished_results,
+                                           markdown_table, plot_error_vs_groups, plot_training_loss, record_path,
+                                           run_one)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,22 +61,22 @@ def study_config(args: argparse.Namespace) -> StudyConfig:
                        device=args.device, amp=args.amp, channels_last=args.channels_last)
 
 
-def check_same_config(study_dir: Path, cfg: StudyConfig) -> None:
-    """A study folder holds one recipe: refuse to mix runs of different recipes."""
-    path = study_dir / "study.json"
+def check_same_config(docs: Path, cfg: StudyConfig) -> None:
+    """A study (its committed records and its run folders) holds one recipe: refuse to mix recipes."""
+    path = docs / "study.json"
     saved = json.loads(path.read_text()) if path.is_file() else None
-    current = json.loads(json.dumps(cfg.to_dict()))
+    current = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k != "data_dir"}
     if saved is not None and saved != current:
         diff = {k: (saved.get(k), current.get(k)) for k in current if saved.get(k) != current.get(k)}
-        raise SystemExit(f"error: {study_dir} holds a study with another configuration {diff}; "
-                         "use another --out or the same options")
-    study_dir.mkdir(parents=True, exist_ok=True)
+        raise SystemExit(f"error: {docs} holds a study with another configuration {diff}; "
+                         "use another --docs/--out or the same options")
+    docs.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(current, indent=2))
 
 
-def report(study_dir: Path, docs: Path, cfg: StudyConfig) -> dict:
+def report(docs: Path, cfg: StudyConfig) -> dict:
     plan = cfg.plan()
-    results = finished_results(study_dir, plan)
+    results = finished_results(docs / "runs", plan)
     agg = aggregate(results)
     docs.mkdir(parents=True, exist_ok=True)
     hardware = sorted({r["hardware"] for r in results})
@@ -83,7 +85,7 @@ def report(study_dir: Path, docs: Path, cfg: StudyConfig) -> dict:
         "hardware": hardware, "torch": torch.__version__, "python": platform.python_version(),
         "total_train_time_s": sum(r["train_time_s"] for r in results),
         "cells": agg, "verdict": claim_verdict(agg),
-        "runs": [{k: v for k, v in r.items() if k != "run_dir"} for r in results],
+        "runs": results,
     }
     tmp = docs / "results.json.tmp"
     tmp.write_text(json.dumps(payload, indent=2))
@@ -109,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     cfg = study_config(args)
     study_dir, docs = Path(args.out), Path(args.docs)
-    check_same_config(study_dir, cfg)
+    check_same_config(docs, cfg)
+    study_dir.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        todo = [s for s in cfg.plan() if not (study_dir / "runs" / s.run_id / RESULT_NAME).is_file()]
+        todo = [s for s in cfg.plan() if not record_path(docs / "runs", s).is_file()]
         if args.max_runs is not None:
             todo = todo[:args.max_runs]
         log_path = study_dir / "study.log"
@@ -125,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             bar = tqdm(todo, desc="study", unit="run", disable=args.no_progress)
             for spec in bar:
                 bar.set_postfix_str(spec.run_id)
-                rec = run_one(spec, cfg, study_dir, progress=not args.no_progress, log=log)
+                rec = run_one(spec, cfg, study_dir, docs / "runs", progress=not args.no_progress, log=log)
                 log(f"[study] {spec.run_id}: test error {rec['test_err']:.2f}% in {rec['train_time_s']:.0f}s")
-    payload = report(study_dir, docs, cfg)
+    payload = report(docs, cfg)
     print(markdown_table(payload["cells"], cfg.groups))
     for line in payload["verdict"]:
         print("-", line)

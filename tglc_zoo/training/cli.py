@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -83,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     o.add_argument("--limit-train-batches", type=int, help="at most this many training steps per epoch")
     o.add_argument("--limit-val-batches", type=int, help="evaluate on at most this many batches")
-    o.add_argument("--parallel", default="data", help=f"multi-process mode: {sorted(PARALLEL_MODES)}")
+    o.add_argument("--parallel", default="data",
+                   help=f"multi-process mode: {sorted(PARALLEL_MODES)} (more are registered by tglc_zoo.distributed)")
+    o.add_argument("--group-parallel", dest="parallel", action="store_const", const="group",
+                   help="same as --parallel group: process k holds group k of every layer (tglc_zoo.distributed)")
     o.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
     o.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     return p
@@ -97,6 +101,9 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         resume = args.output
     if resume is None and (not args.model or not args.dataset):
         parser.error("--model and --dataset are required (unless you --resume a run)")
+    if args.parallel not in PARALLEL_MODES:
+        with contextlib.suppress(ImportError):
+            import tglc_zoo.distributed  # noqa: F401  (may register more parallel modes)
     if args.parallel not in PARALLEL_MODES:
         parser.error(f"--parallel {args.parallel!r}: valid choices: {sorted(PARALLEL_MODES)}")
     output = args.output
