@@ -33,3 +33,35 @@ def test_upload_errors(tmp_path, fake_hub):
     with pytest.raises(ValueError, match="not a Hugging Face repo id"):
         upload_checkpoint_folder(tmp_path, "not a repo")
     assert fake_hub.requests == []
+
+
+def test_push_model_then_load_what_the_hub_received(tmp_path, fake_hub, monkeypatch):
+    """tglc_zoo.push_to_hub(model) uploads a checkpoint that, fetched back, loads bit-identically."""
+    import tglc_zoo
+    from ckpt_helpers import grey, make_model, populate_hf_cache
+
+    model = make_model("wrn16_2_shuffle_n2")
+    url = tglc_zoo.push_to_hub(model, "org/shuffle", metrics={"top1": 40.0}, dataset="synthetic",
+                               commit_message="v1")
+    assert url.startswith(fake_hub.endpoint)
+    (commit,) = fake_hub.commits
+    assert sorted(commit["files"]) == ["README.md", "config.json", "model.safetensors"]
+    assert fake_hub.validated[0]["datasets"] == ["synthetic"]
+    received = tmp_path / "received"
+    received.mkdir()
+    for name, data in commit["files"].items():
+        (received / name).write_bytes(data)
+    cache = tmp_path / "cache"
+    populate_hf_cache(cache, "org/shuffle", received)
+    loaded = tglc_zoo.from_pretrained("org/shuffle", cache_dir=cache, local_files_only=True).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(grey()), model(grey()))
+
+
+def test_push_folder_rejects_save_arguments(ckpt, fake_hub):
+    import tglc_zoo
+
+    with pytest.raises(TypeError, match="only apply when pushing a model"):
+        tglc_zoo.push_to_hub(ckpt, "org/m", metrics={"top1": 1.0})
+    tglc_zoo.push_to_hub(ckpt, "org/m")
+    assert len(fake_hub.commits) == 1
