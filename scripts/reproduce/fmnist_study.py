@@ -20,14 +20,19 @@ import os
 import platform
 import sys
 import time
+from typing import Callable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+
 from tglc_zoo.studies.groups_study import (StudyConfig, aggregate, claim_verdict, finished_results,
                                            markdown_table, plot_error_vs_groups, plot_training_loss, record_path,
                                            run_one)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +56,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-runs", type=int, default=None, help="train at most this many unfinished runs")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ship", action="store_true",
+                   help="publish the best run of SC and of each conv type at --ship-groups to hub/<model>.<tag> "
+                        "and the package's weights manifest, as runs finish")
+    p.add_argument("--ship-groups", type=int, nargs="*", default=[4, 8])
+    p.add_argument("--tag", default="fmnist", help="pretrained tag of shipped checkpoints")
+    p.add_argument("--repo-root", type=Path, default=REPO_ROOT, help="shipped folders go to REPO_ROOT/hub/")
+    p.add_argument("--manifest", type=Path, default=None, help="weights manifest to update (default: the package's)")
     return p.parse_args(argv)
 
 
@@ -105,6 +117,24 @@ def report(docs: Path, cfg: StudyConfig) -> dict:
     return payload
 
 
+def recipe_text(cfg: StudyConfig) -> str:
+    images = cfg.train_subset or "all 60,000"
+    return (f"{cfg.arch}, {cfg.epochs} epochs on {images} Fashion-MNIST training images (fixed subset per seed), "
+            f"SGD momentum {cfg.momentum}, weight decay {cfg.weight_decay}, batch {cfg.batch_size}, lr {cfg.lr} "
+            f"x{cfg.lr_gamma} at epochs {list(cfg.lr_milestones)}, pad-2 random crop + horizontal flip, He init; "
+            "scripts/reproduce/fmnist_study.py")
+
+
+def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, docs: Path,
+                  log: Callable[[str], None]) -> None:
+    from tglc_zoo.studies.ship import MANIFEST_PATH, ship
+
+    cells = {("sc", 1)} | {(c, n) for c in cfg.conv_types for n in args.ship_groups}
+    records = finished_results(docs / "runs", cfg.plan())
+    ship(records, cells, study_dir, args.repo_root, tag=args.tag, dataset="fashion_mnist", recipe=recipe_text(cfg),
+         manifest_path=args.manifest or MANIFEST_PATH, log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -130,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                 bar.set_postfix_str(spec.run_id)
                 rec = run_one(spec, cfg, study_dir, docs / "runs", progress=not args.no_progress, log=log)
                 log(f"[study] {spec.run_id}: test error {rec['test_err']:.2f}% in {rec['train_time_s']:.0f}s")
+                if args.ship:
+                    ship_finished(args, cfg, study_dir, docs, log)
+    if args.ship:
+        ship_finished(args, cfg, study_dir, docs, print)
     payload = report(docs, cfg)
     print(markdown_table(payload["cells"], cfg.groups))
     for line in payload["verdict"]:

@@ -54,7 +54,7 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     assert mod.main(common + ["--max-runs", "2"]) == 0
     first = json.loads((docs / "results.json").read_text())
     assert first["finished_runs"] == 2 and first["planned_runs"] == 5
-    done = out / "runs" / "wrn16_2_s0" / "result.json"
+    done = docs / "runs" / "wrn16_2_s0.json"
     stamp = done.stat().st_mtime_ns
     assert mod.main(common + ["--max-runs", "1"]) == 0  # skips the finished runs, trains the next one
     assert done.stat().st_mtime_ns == stamp
@@ -64,5 +64,22 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     for r in final["runs"]:
         assert 0 <= r["test_err"] <= 100 and r["params"] > 0
     assert (docs / "error_vs_groups.png").stat().st_size > 0 and (docs / "training_loss.png").stat().st_size > 0
+    # shipping publishes the best run per cell into <repo>/hub and records it in the manifest
+    repo = tmp_path / "repo"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"format": 1, "weights": {}}))
+    assert mod.main(common + ["--max-runs", "0", "--ship", "--ship-groups", "2", "--repo-root", str(repo),
+                              "--manifest", str(manifest), "--tag", "digits"]) == 0
+    weights = json.loads(manifest.read_text())["weights"]
+    assert set(weights) == {"wrn16_2.digits", "wrn16_2_gc_n2.digits", "wrn16_2_gc2l_n2.digits"}
+    import tglc_zoo
+    from tglc_zoo.studies.ship import sha256_file
+    for name, entry in weights.items():
+        rec = next(r for r in final["runs"] if f"{r['model']}.digits" == name)
+        assert entry["metrics"]["top1"] == round(100 * rec["test_acc"], 2) and entry["run_id"] == rec["run_id"]
+        assert entry["sha256"] == sha256_file(repo / entry["file"] / "model.safetensors")
+        model = tglc_zoo.from_pretrained(repo / entry["file"])
+        assert model.pretrained_cfg["architecture"] == rec["model"]
+        assert entry["pretrained_cfg"]["input_size"][0] == 1
     with pytest.raises(SystemExit, match="another configuration"):
         mod.main(common[:-2] + ["--epochs", "2"])

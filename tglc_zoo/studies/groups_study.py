@@ -2,8 +2,9 @@
 
 A study is a grid of training runs — SC, and GC/GC-2L/Shuffle/FLGC at each N, each for one or more
 seeds — all with the same recipe. Every run lives in its own run directory under the study folder;
-a run that finished (``result.json`` exists) is skipped, and one that was interrupted resumes from
-its last complete checkpoint, so the study can be spread over several sessions.
+a run that finished (its record ``<records>/<run_id>.json`` exists) is skipped, and one that was
+interrupted resumes from its last complete checkpoint, so the study can be spread over several
+sessions. Records are small and meant to be committed; run directories (checkpoints) are not.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 CONV_LABELS = {"sc": "SC", "gc": "GC", "gc2l": "GC-2L", "shuffle": "Shuffle", "flgc": "FLGC"}
-RESULT_NAME = "result.json"
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,17 @@ class StudyConfig:
         return asdict(self)
 
 
-def run_one(spec: RunSpec, cfg: StudyConfig, study_dir: Path, *, progress: bool = True,
+def record_path(records_dir: Path, spec: RunSpec) -> Path:
+    return records_dir / f"{spec.run_id}.json"
+
+
+def run_one(spec: RunSpec, cfg: StudyConfig, study_dir: Path, records_dir: Path, *, progress: bool = True,
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or resume, or skip) one run and return its result record."""
     from ..training import TrainConfig, train  # the training loop sits beside this study
 
     run_dir = study_dir / "runs" / spec.run_id
-    result_path = run_dir / RESULT_NAME
+    result_path = record_path(records_dir, spec)
     if result_path.is_file():
         return json.loads(result_path.read_text())
     resume = str(run_dir) if (run_dir / "checkpoints" / "last.pt").is_file() else None
@@ -96,7 +100,7 @@ def run_one(spec: RunSpec, cfg: StudyConfig, study_dir: Path, *, progress: bool 
     result = train(tcfg, log=log)
     final = result.final
     record = {
-        **asdict(spec), "model": spec.model, "run_dir": str(run_dir.relative_to(study_dir)),
+        **asdict(spec), "model": spec.model, "run_id": spec.run_id,
         "test_acc": final["test_acc"], "test_err": 100.0 * (1.0 - final["test_acc"]),
         "best_test_acc": result.best_acc, "train_loss": [r["train_loss"] for r in result.history],
         "test_err_curve": [100.0 * (1.0 - r["test_acc"]) for r in result.history],
@@ -104,6 +108,7 @@ def run_one(spec: RunSpec, cfg: StudyConfig, study_dir: Path, *, progress: bool 
         "params": _count_params(spec, *_data_shape(cfg.dataset)), "hardware": result.info.get("hardware", ""),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    result_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, result_path)
@@ -127,10 +132,10 @@ def _data_shape(dataset: str) -> tuple[int, int]:
     return info.in_chans, info.num_classes or 1000
 
 
-def finished_results(study_dir: Path, plan: Iterable[RunSpec]) -> list[dict[str, Any]]:
+def finished_results(records_dir: Path, plan: Iterable[RunSpec]) -> list[dict[str, Any]]:
     out = []
     for spec in plan:
-        path = study_dir / "runs" / spec.run_id / RESULT_NAME
+        path = record_path(records_dir, spec)
         if path.is_file():
             out.append(json.loads(path.read_text()))
     return out
