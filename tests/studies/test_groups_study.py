@@ -19,7 +19,9 @@ def test_plan_covers_grid_with_extra_seeds_at_large_n():
     plan = StudyConfig().plan()
     ids = [s.run_id for s in plan]
     assert len(ids) == len(set(ids))
-    assert ids[:2] == ["wrn16_2_s0", "wrn16_2_s1"]
+    assert ids[:3] == ["wrn16_2_s0", "wrn16_2_gc_n4_s0", "wrn16_2_gc2l_n4_s0"]
+    assert [s.groups for s in plan[1:17]] == [4] * 4 + [8] * 4 + [16] * 4 + [2] * 4
+    assert all(s.seed == 1 for s in plan[17:])
     for conv in ("gc", "gc2l", "shuffle", "flgc"):
         assert {s.seed for s in plan if s.conv_type == conv and s.groups == 16} == {0, 1}
         assert {s.seed for s in plan if s.conv_type == conv and s.groups == 2} == {0}

@@ -65,12 +65,16 @@ class StudyConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def plan(self) -> list[RunSpec]:
-        """Every run, SC first, then conv types by N: the order in which they are trained."""
-        runs = [RunSpec(self.arch, "sc", 1, s) for s in (*self.seeds, *self.extra_seeds)]
-        for n in self.groups:
-            for conv_type in self.conv_types:
-                seeds = (*self.seeds, *self.extra_seeds) if n in self.extra_seed_groups else self.seeds
-                runs += [RunSpec(self.arch, conv_type, n, s) for s in seeds]
+        """Every run, in training order: first seeds of SC and of N = 4, 8 (the shipped cells), 16, 2, …;
+        then the extra seeds. An interrupted study thus has the cells that matter most."""
+        priority = sorted(self.groups, key=lambda n: (n not in (4, 8), n not in (4, 8, 16), n))
+        runs = [RunSpec(self.arch, "sc", 1, s) for s in self.seeds]
+        for n in priority:
+            runs += [RunSpec(self.arch, c, n, s) for s in self.seeds for c in self.conv_types]
+        runs += [RunSpec(self.arch, "sc", 1, s) for s in self.extra_seeds]
+        for n in priority:
+            if n in self.extra_seed_groups:
+                runs += [RunSpec(self.arch, c, n, s) for s in self.extra_seeds for c in self.conv_types]
         return runs
 
     def to_dict(self) -> dict[str, Any]:
