@@ -52,7 +52,8 @@ def _row_key(row: dict[str, Any]) -> ShapeKey:
 
 
 @lru_cache(maxsize=1)
-def load_table(path: Path = TABLE_PATH) -> tuple[tuple[ShapeKey, str], ...]:
+def load_table(path: Path | None = None) -> tuple[tuple[ShapeKey, str], ...]:
+    path = TABLE_PATH if path is None else path
     if not path.exists():
         return ()
     data = json.loads(path.read_text())

@@ -34,6 +34,13 @@ IMPLS: tuple[str, ...] = ("auto", "split", "addmm", "fused", "dense")
 DEFAULT_IMPL: Impl = "auto"
 
 
+@torch.compiler.assume_constant_result
+def _auto_impl(device: str, channels_last: bool, training: bool, n: int, m: int, k: int, stride: int, groups: int,
+               hw: int) -> str:
+    """The table lookup, a constant for ``torch.compile`` (the graph is specialised to the shape anyway)."""
+    return choose_impl(ShapeKey(device, channels_last, training, n, m, k, stride, groups, hw))
+
+
 class TwoLevelGroupConv2d(nn.Module):
     """Two-level group convolution ``y = Agp(x) + R̄0ᵀ(R0(x))`` (no bias or norm inside the coarse path)."""
 
@@ -72,10 +79,9 @@ class TwoLevelGroupConv2d(nn.Module):
         h = (x.shape[-2] + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
         w = (x.shape[-1] + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
         training = torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
-        key = ShapeKey(x.device.type, bool(x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)),
-                       training, self.in_channels, self.out_channels, self.kernel_size[0], self.stride[0],
-                       self.groups, h * w)
-        return choose_impl(key)
+        channels_last = bool(x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
+        return _auto_impl(x.device.type, channels_last, bool(training), self.in_channels, self.out_channels,
+                          self.kernel_size[0], self.stride[0], self.groups, int(h * w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = kernels.KERNELS[self.resolve_impl(x)]
