@@ -9,6 +9,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from .hf import HF_PREFIX, is_hf_repo_id
+
 CARD_NAME = "README.md"
 LIBRARY_NAME = "tglc_zoo"
 _HUB_METRIC = {"top1": "accuracy", "top5": "accuracy", "acc": "accuracy", "accuracy": "accuracy", "loss": "loss"}
@@ -33,7 +35,8 @@ def render_model_card(config: Mapping[str, Any], *, metrics: Mapping[str, float]
         metrics: measured results, e.g. ``{"top1": 91.3, "top5": 99.8}``; reported as given.
         dataset: dataset the metrics were measured on (and the weights trained on).
         license: SPDX-style licence id for the front matter.
-        base_model: the checkpoint these weights were fine-tuned from (repo id, tag or path).
+        base_model: the checkpoint these weights were fine-tuned from (repo id, tag or path); it enters
+            the front matter only when it is a Hub repo id, as the Hub requires.
         tags: extra Hub tags.
         num_params: parameter count to report.
         recipe: how the weights were trained (free text or a command line).
@@ -58,7 +61,8 @@ def render_model_card(config: Mapping[str, Any], *, metrics: Mapping[str, float]
         library_name=LIBRARY_NAME, license=license, tags=list(dict.fromkeys(all_tags)),
         datasets=[dataset] if dataset else None,
         metrics=sorted({_HUB_METRIC.get(k, k) for k in metrics}) or None,
-        base_model=base_model, model_name=name if eval_results else None, eval_results=eval_results,
+        base_model=base_model.removeprefix(HF_PREFIX) if base_model and is_hf_repo_id(base_model) else None,
+        model_name=name if eval_results else None, eval_results=eval_results,
         pipeline_tag="image-classification",
     )
     lines = ["---", data.to_yaml(), "---", "", f"# {name}", ""]
