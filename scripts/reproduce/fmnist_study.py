@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 
+from tglc_zoo.studies.markdown import replace_section
 from tglc_zoo.studies.groups_study import (StudyConfig, aggregate, claim_verdict, finished_results,
                                            markdown_table, plot_error_vs_groups, plot_training_loss, record_path,
                                            run_one)
@@ -63,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tag", default="fmnist", help="pretrained tag of shipped checkpoints")
     p.add_argument("--repo-root", type=Path, default=REPO_ROOT, help="shipped folders go to REPO_ROOT/hub/")
     p.add_argument("--manifest", type=Path, default=None, help="weights manifest to update (default: the package's)")
+    p.add_argument("--model-card", type=Path, default=REPO_ROOT / "MODEL_CARD.md",
+                   help="fill this file's fmnist-study section with the results ('' to skip)")
     return p.parse_args(argv)
 
 
@@ -135,6 +138,19 @@ def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, d
          manifest_path=args.manifest or MANIFEST_PATH, log=log)
 
 
+def model_card_section(payload: dict, docs: Path, card_dir: Path) -> str:
+    rel = os.path.relpath(docs, card_dir)
+    groups = tuple(payload["study"]["groups"])
+    lines = [f"{payload['finished_runs']}/{payload['planned_runs']} runs finished "
+             f"(hardware: {', '.join(payload['hardware']) or 'n/a'}; total training time "
+             f"{payload['total_train_time_s'] / 3600:.2f} h). Test error (%) after the last epoch, mean ± std over "
+             "seeds (number of runs, parameters):", "", markdown_table(payload["cells"], groups), "",
+             "What the numbers say (computed by the script):", "", *[f"- {v}" for v in payload["verdict"]], "",
+             f"![test error vs N]({rel}/error_vs_groups.png)", "", f"![training loss]({rel}/training_loss.png)", "",
+             f"Full results: [{rel}/results.md]({rel}/results.md), [{rel}/results.json]({rel}/results.json)."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -165,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ship:
         ship_finished(args, cfg, study_dir, docs, print)
     payload = report(docs, cfg)
+    if str(args.model_card) and args.model_card.is_file():
+        replace_section(args.model_card, "fmnist-study", model_card_section(payload, docs, args.model_card.parent))
     print(markdown_table(payload["cells"], cfg.groups))
     for line in payload["verdict"]:
         print("-", line)

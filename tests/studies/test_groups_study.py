@@ -50,9 +50,11 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     spec = importlib.util.spec_from_file_location("fmnist_study", ROOT / "scripts" / "reproduce" / "fmnist_study.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out, docs = tmp_path / "study", tmp_path / "docs"
+    out, docs, card = tmp_path / "study", tmp_path / "docs", tmp_path / "CARD.md"
+    card.write_text("# card\n<!-- fmnist-study:begin -->\nold\n<!-- fmnist-study:end -->\ntail\n")
     common = ["--out", str(out), "--docs", str(docs), "--dataset", "digits", "--epochs", "1", "--lr-milestones",
-              "--train-subset", "256", "--groups", "2", "--extra-seeds", "--no-progress", "--threads", "1"]
+              "--train-subset", "256", "--groups", "2", "--extra-seeds", "--no-progress", "--model-card", str(card),
+              "--threads", "1"]
     assert mod.main(common + ["--max-runs", "2"]) == 0
     first = json.loads((docs / "results.json").read_text())
     assert first["finished_runs"] == 2 and first["planned_runs"] == 5
@@ -66,6 +68,8 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     for r in final["runs"]:
         assert 0 <= r["test_err"] <= 100 and r["params"] > 0
     assert (docs / "error_vs_groups.png").stat().st_size > 0 and (docs / "training_loss.png").stat().st_size > 0
+    text = card.read_text()
+    assert "old" not in text and "3/5 runs finished" in text and "| GC |" in text and text.endswith("tail\n")
     # shipping publishes the best run per cell into <repo>/hub and records it in the manifest
     repo = tmp_path / "repo"
     manifest = tmp_path / "manifest.json"
