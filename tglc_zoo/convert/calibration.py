@@ -116,3 +116,22 @@ def _one_pass(model: nn.Module, layers: Mapping[str, nn.Conv2d], data: Calibrati
     if empty:
         raise ValueError(f"calibration data produced no input for layers {empty}; is it empty?")
     return {n: sums[n] / counts[n] for n in layers}
+
+
+def dataset_images(name: str, count: int, *, data_dir: str | None = None, seed: int = 0,
+                   exclude: int = 0) -> torch.Tensor:
+    """``count`` normalised training images of a :mod:`tglc_zoo.data` dataset (no augmentation).
+
+    They are drawn at random (``seed``) from the training split; ``exclude`` leaves the first
+    ``exclude`` indices of that random order out (so a study can keep calibration images apart from
+    its fine-tuning subset).
+    """
+    from ..data import build_datasets
+
+    if count < 1:
+        raise ValueError(f"the number of calibration images must be >= 1, got {count!r}")
+    train, _, _ = build_datasets(name, data_dir, augment=False)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    if exclude + count > len(train):
+        raise ValueError(f"{name} has {len(train)} training images; cannot take {count} after excluding {exclude}")
+    return torch.stack([train[int(i)][0] for i in order[exclude:exclude + count]])
