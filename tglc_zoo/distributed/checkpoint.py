@@ -79,10 +79,7 @@ def load_rank_state_dict(folder: str | Path, rank: int, world_size: int | None =
 def merge_rank_files(folder: str | Path) -> dict[str, torch.Tensor]:
     """The single-process state dict (same keys as ``create_model``) from a folder of rank files."""
     plan = read_plan(folder)
-    shards = [load_rank_state_dict(folder, r) for r in range(plan.world_size)]
-    order = {k: i for i, k in enumerate(shards[0])}
-    merged = plan.merge(shards)
-    return dict(sorted(merged.items(), key=lambda kv: order[kv[0]]))
+    return plan.merge([load_rank_state_dict(folder, r) for r in range(plan.world_size)])
 
 
 def save_shard_files(shard: "torch.nn.Module", folder: str | Path) -> Path:

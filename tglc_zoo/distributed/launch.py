@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import multiprocessing as mp
+import os
+import pickle
 import queue
 import socket
 import time
@@ -59,20 +61,20 @@ def _entry(fn: Callable[..., Any], rank: int, world: int, port: int, pg_timeout:
     try:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                                 timeout=datetime.timedelta(seconds=pg_timeout))
-        value = fn(rank, world, *args)
-        results.put((rank, True, value, ""))
+        # plain pickle: tensors travel as bytes, not as shared-memory handles that die with this process
+        value = pickle.dumps(fn(rank, world, *args))
     except BaseException:  # report everything, including KeyboardInterrupt/SystemExit
         results.put((rank, False, None, traceback.format_exc()))
-    finally:
-        if dist.is_initialized():
-            try:
-                dist.destroy_process_group()
-            except Exception:
-                pass
+        results.close()
+        results.join_thread()
+        os._exit(1)  # tearing the group down could wait on the failed peer
+    results.put((rank, True, value, ""))
+    dist.destroy_process_group()
 
 
 def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *, timeout: float = 120.0,
-           pg_timeout: float = 30.0, threads: int = 1, raise_on_error: bool = True) -> list[RankResult]:
+           pg_timeout: float = 30.0, threads: int = 1, grace: float | None = None,
+           raise_on_error: bool = True) -> list[RankResult]:
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` spawned processes in one gloo group.
 
     Args:
@@ -80,6 +82,8 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
         timeout: seconds for the whole run; processes still alive then are killed and reported.
         pg_timeout: the process group's timeout: a collective waiting longer on a peer raises.
         threads: ``torch.set_num_threads`` in each process.
+        grace: once a rank has failed, seconds the others get to finish (default ``pg_timeout + 5``: enough
+            for a collective waiting on the failed rank to time out and report).
         raise_on_error: raise :class:`LaunchError` (naming every rank's outcome) when any rank failed.
     """
     if world_size < 1:
@@ -92,22 +96,27 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
     for p in procs:
         p.start()
     outcome: dict[int, RankResult] = {}
+    grace = pg_timeout + 5.0 if grace is None else grace
     deadline = time.monotonic() + timeout
     try:
         while len(outcome) < world_size and time.monotonic() < deadline:
+            if any(not r.ok for r in outcome.values()) or any(p.exitcode not in (None, 0) for p in procs):
+                deadline = min(deadline, time.monotonic() + grace)
             try:
                 rank, ok, value, error = results.get(timeout=0.1)
-                outcome[rank] = RankResult(rank, ok, value, error)
+                outcome[rank] = RankResult(rank, ok, pickle.loads(value) if ok else None, error)
             except queue.Empty:
                 if all(not p.is_alive() for p in procs) and results.empty():
                     time.sleep(0.2)  # let a last message through the pipe
                     if results.empty():
                         break
     finally:
+        killed: set[int] = set()
         for p in procs:
             p.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
-        for p in procs:
+        for r, p in enumerate(procs):
             if p.is_alive():
+                killed.add(r)
                 p.terminate()
                 p.join(timeout=5)
             if p.is_alive():
@@ -118,8 +127,8 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
     for r, p in enumerate(procs):
         res = outcome.get(r)
         if res is None:
-            why = (f"still running after the {timeout:.0f}s deadline; killed" if p.exitcode in (None, -15, -9)
-                   and time.monotonic() >= deadline else f"died without reporting (exit code {p.exitcode})")
+            why = ("still running at the deadline (another rank failed, or the run's timeout passed); killed"
+                   if r in killed else f"died without reporting (exit code {p.exitcode})")
             res = RankResult(r, False, error=why)
         res.exitcode = p.exitcode
         final.append(res)

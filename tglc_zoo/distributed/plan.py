@@ -136,22 +136,34 @@ def make_plan(model: nn.Module, world_size: int | None = None, shard_stem: bool 
         for key in _leaf_keys(mod):
             split = kind != "replicated" and key != "num_batches_tracked"
             (sharded if split else replicated).append(prefix + key)
-    order = {k: i for i, k in enumerate(model.state_dict())}
-    return ShardPlan(world_size, tuple(sorted(sharded, key=order.__getitem__)),
-                     tuple(sorted(replicated, key=order.__getitem__)))
+    order = tuple(model.state_dict())
+    index = {k: i for i, k in enumerate(order)}
+    return ShardPlan(world_size, tuple(sorted(sharded, key=index.__getitem__)),
+                     tuple(sorted(replicated, key=index.__getitem__)), order)
 
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """The split of one model's state dict over ``world_size`` ranks (sharded keys along dim 0)."""
+    """The split of one model's state dict over ``world_size`` ranks (sharded keys along dim 0).
+
+    ``order`` is the single-process state dict's key order (merged state dicts follow it).
+    """
 
     world_size: int
     sharded: tuple[str, ...]
     replicated: tuple[str, ...]
+    order: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        both = set(self.sharded) & set(self.replicated)
+        if both:
+            raise GroupParallelError(f"keys both sharded and replicated: {sorted(both)[:5]}")
+        if self.order and set(self.order) != set(self.sharded) | set(self.replicated):
+            raise GroupParallelError("shard plan order does not list exactly its sharded and replicated keys")
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return self.sharded + self.replicated
+        return self.order or self.sharded + self.replicated
 
     def local_slice(self, tensor: torch.Tensor, rank: int, key: str = "") -> torch.Tensor:
         n = tensor.shape[0]
@@ -186,7 +198,7 @@ class ShardPlan:
             self._check_keys(sd, f"rank {r} state dict")
         sharded = set(self.sharded)
         out: dict[str, torch.Tensor] = {}
-        for k in shards[0]:
+        for k in self.keys:
             if k in sharded:
                 out[k] = torch.cat([sd[k] for sd in shards], dim=0)
             else:
@@ -198,7 +210,7 @@ class ShardPlan:
 
     def to_json(self) -> str:
         return json.dumps({"format": PLAN_FORMAT, "world_size": self.world_size, "sharded": list(self.sharded),
-                           "replicated": list(self.replicated)}, indent=1)
+                           "replicated": list(self.replicated), "order": list(self.keys)}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "ShardPlan":
@@ -206,7 +218,7 @@ class ShardPlan:
             d = json.loads(text)
             if d.get("format") != PLAN_FORMAT:
                 raise GroupParallelError(f"unknown shard plan format {d.get('format')!r}; expected {PLAN_FORMAT!r}")
-            return cls(int(d["world_size"]), tuple(d["sharded"]), tuple(d["replicated"]))
+            return cls(int(d["world_size"]), tuple(d["sharded"]), tuple(d["replicated"]), tuple(d.get("order", ())))
         except (ValueError, KeyError, TypeError) as e:
             if isinstance(e, GroupParallelError):
                 raise

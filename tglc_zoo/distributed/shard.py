@@ -74,7 +74,9 @@ class LocalTwoLevelConv2d(nn.Module):
                  stats: CommStats | None, name: str = "") -> None:
         super().__init__()
         n, m = layer.in_channels // world, layer.out_channels // world
-        self.in_channels, self.out_channels, self.groups, self.impl = n, m, world, layer.impl
+        self.in_channels, self.out_channels, self.groups = n, m, world
+        # per group, Agp_k and R0_k are dense convs: run them as one ("fused") or two (any other impl)
+        self.impl = "fused" if layer.impl == "fused" else "split"
         self.conv = local_conv(layer.conv, rank, world, n, m, 1)
         self.restrict = local_conv(layer.restrict, rank, world, n, 1, 1)
         self.coarse = local_conv(layer.coarse, rank, world, world, m, 1)
