@@ -1,0 +1,90 @@
+"""Printing and saving benchmark results: a text table, CSV + JSON (with the machine), a PNG plot."""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+LAYER_COLUMNS = ("grid", "shape", "groups", "layout", "mode", "dtype", "conv", "time_ms", "t/gc", "flops/gc",
+                 "t/sc", "flops/sc", "auto_impl", "load_average")
+MODEL_COLUMNS = ("arch", "conv", "groups", "task", "dtype", "batch", "time_ms", "img_per_s", "speedup/sc",
+                 "flops_sc/flops", "load_average")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_json(path: Path, machine: dict[str, Any], config: dict[str, Any], layer_rows: Sequence[dict[str, Any]],
+               model_rows: Sequence[dict[str, Any]], goals: dict[str, Any] | None) -> None:
+    path.write_text(json.dumps({"machine": machine, "config": config, "goals": goals, "layers": list(layer_rows),
+                                "models": list(model_rows)}, indent=1, default=str) + "\n")
+
+
+def plot(path: Path, layer_rows: Sequence[dict[str, Any]], model_rows: Sequence[dict[str, Any]], title: str) -> None:
+    """Left: GC-2L time ratio to GC against its FLOP ratio (every layer row, one marker per impl).
+    Right: model training throughput relative to SC against the FLOP reduction."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    ax = axes[0]
+    markers = {"gc2l:auto": "o", "gc2l:split": "x", "gc2l:addmm": "^", "gc2l:fused": "s", "gc2l:dense": "d"}
+    for conv, marker in markers.items():
+        pts = [(r["flops/gc"], r["t/gc"]) for r in layer_rows if r["conv"] == conv and r.get("t/gc")]
+        if pts:
+            ax.scatter(*zip(*pts), marker=marker, label=conv, alpha=0.7 if conv == "gc2l:auto" else 0.35,
+                       s=30 if conv == "gc2l:auto" else 14)
+    ratios = [r["flops/gc"] for r in layer_rows if r["conv"].startswith("gc2l") and r.get("flops/gc")]
+    if ratios:
+        lo, hi = min(ratios), max(ratios)
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="time = FLOPs")
+        ax.plot([lo, hi], [1.25 * lo, 1.25 * hi], "k--", lw=0.8, label="goal: 1.25 × FLOPs")
+    ax.set_xlabel("FLOPs(GC-2L) / FLOPs(GC)")
+    ax.set_ylabel("t(GC-2L) / t(GC)")
+    ax.set_yscale("log")
+    ax.set_title("layers")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    train = [r for r in model_rows if r["task"] == "train" and r.get("speedup/sc")]
+    for r in train:
+        ax.scatter(r["flops_sc/flops"], r["speedup/sc"], label=None)
+        ax.annotate(f"{r['arch']} {r['conv']} N={r['groups']}", (r["flops_sc/flops"], r["speedup/sc"]), fontsize=6)
+    if train:
+        hi = max(r["flops_sc/flops"] for r in train)
+        ax.plot([1, hi], [1, hi], "k-", lw=0.8, label="speed-up = FLOP reduction")
+        ax.plot([1, hi], [0.6, 0.6 * hi], "k--", lw=0.8, label="goal: 0.6 × FLOP reduction")
+        ax.legend(fontsize=7)
+    ax.set_xlabel("FLOPs(SC) / FLOPs(model)")
+    ax.set_ylabel("train throughput / SC's")
+    ax.set_title("models (training)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
