@@ -19,7 +19,7 @@ from .hub.config import LOCATION_KEYS
 from .models._adapt import LoadReport, load_pretrained_into
 from .weights import load_manifest
 
-_CFG_FIELDS = frozenset(f.name for f in dataclasses.fields(PretrainedCfg))
+PRETRAINED_CFG_FIELDS = frozenset(f.name for f in dataclasses.fields(PretrainedCfg))
 
 
 def _source_from_cfg(variant: str, cfg: dict[str, Any]) -> str:
@@ -70,7 +70,8 @@ def merge_checkpoint_cfg(cfg: dict[str, Any], resolved: ResolvedCheckpoint) -> d
     """``cfg`` updated with what the checkpoint says about itself (input size, normalisation, labels, head)."""
     if not resolved.config:
         return cfg
-    own = {k: v for k, v in resolved.config["pretrained_cfg"].items() if k in _CFG_FIELDS and k not in LOCATION_KEYS}
+    own = {k: v for k, v in resolved.config["pretrained_cfg"].items()
+           if k in PRETRAINED_CFG_FIELDS and k not in LOCATION_KEYS}
     return {**cfg, **own, "num_classes": resolved.config["num_classes"]}
 
 

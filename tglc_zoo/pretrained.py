@@ -17,6 +17,7 @@ from torch import nn
 
 from .hub import (ConfigError, make_config, render_model_card, resolve_source, upload_checkpoint_folder,
                   write_checkpoint_folder)
+from .loading import PRETRAINED_CFG_FIELDS
 from .registry import create_model, is_model, list_models
 from .weights import load_manifest
 
@@ -29,7 +30,8 @@ def checkpoint_config(model: nn.Module) -> dict[str, Any]:
         if not hasattr(model, attr):
             raise TypeError(f"{type(model).__name__} lacks {attr!r}; save_pretrained takes models built by "
                             "tglc_zoo.create_model")
-    cfg = model.pretrained_cfg
+    # config.json must load through timm too, whose PretrainedCfg refuses fields it does not know
+    cfg = {k: v for k, v in model.pretrained_cfg.items() if k in PRETRAINED_CFG_FIELDS}
     return make_config(architecture=cfg["architecture"], num_classes=model.num_classes,
                        num_features=model.num_features, global_pool=getattr(model, "global_pool", "avg"),
                        model_args=model.model_args, pretrained_cfg=cfg)

@@ -81,3 +81,16 @@ def test_saved_folder_is_self_describing(saved):
     card = ModelCard.load(folder / "README.md")
     assert card.data.library_name == "tglc_zoo" and card.data.datasets == ["synthetic"]
     assert "| top1 | 12.5 |" in card.text
+
+
+def test_unknown_cfg_fields_are_not_written(tmp_path):
+    """config.json stays loadable by timm, whose PretrainedCfg refuses unknown fields."""
+    from ckpt_helpers import make_model
+
+    model = make_model("wrn16_2")
+    model.pretrained_cfg = {**model.pretrained_cfg, "my_note": "x", "label_names": ["a", "b", "c"]}
+    folder = tglc_zoo.save_pretrained(model, tmp_path / "ck")
+    cfg = tglc_zoo.hub.read_config(folder / "config.json")
+    assert "my_note" not in cfg["pretrained_cfg"] and cfg["pretrained_cfg"]["label_names"] == ["a", "b", "c"]
+    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True)
+    assert loaded.pretrained_cfg["label_names"] == ["a", "b", "c"]
