@@ -47,7 +47,7 @@ def test_groups_1_conversion_is_exact(dense_wrn, conv_type):
 def test_gc2l_layers_never_worse_than_block_jacobi(dense_wrn, calibrated):
     data = images(batch=6, seed=3) if calibrated else None
     bj = to_grouped(dense_wrn, "gc2l", 4, "block_jacobi")
-    opt = to_grouped(dense_wrn, "gc2l", 4, "optimal", calibration_data=data, max_iter=5)
+    opt = to_grouped(dense_wrn, "gc2l", 4, "optimal", calibration_data=data, max_iter=2)
     for rep in opt.conversion_report:
         assert rep.calibrated is calibrated
         assert rep.relative_error < rep.relative_block_jacobi_error  # random dense layers: strictly
