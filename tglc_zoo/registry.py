@@ -20,6 +20,7 @@ from timm.models._registry import split_model_name_tag
 from torch import nn
 
 from .models import MobileNetV2, WideResNet
+from .loading import load_checkpoint_into, merge_checkpoint_cfg, resolve_pretrained
 from .models._adapt import adapt_channel_stats
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -131,8 +132,6 @@ def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=overlay).to_dict()
     checkpoint = None
     if pretrained:
-        from .loading import merge_checkpoint_cfg, resolve_pretrained  # weights resolution sits beside the registry
-
         checkpoint = resolve_pretrained(variant, pretrained, cfg, cache_dir=cache_dir)
         cfg = merge_checkpoint_cfg(cfg, checkpoint)
         kwargs = {**(checkpoint.config or {}).get("model_args", {}), **kwargs}  # saved arguments are defaults
@@ -151,8 +150,6 @@ def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     model.model_args = {k: val for k, val in model_kwargs.items() if k != "num_classes"}
     model.model_args.setdefault("in_chans", in_chans)
     if checkpoint is not None:
-        from .loading import load_checkpoint_into
-
         load_checkpoint_into(model, checkpoint)
     return model
 
