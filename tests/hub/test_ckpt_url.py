@@ -70,3 +70,11 @@ def test_missing_url_and_offline(tmp_path, torch_home):
 def test_bad_scheme(torch_home):
     with pytest.raises(ValueError, match="ftp.*valid schemes"):
         cached_download("ftp://example.invalid/w.safetensors")
+
+
+def test_same_file_name_from_two_urls_is_not_confused(tmp_path, torch_home, tensors, cfg_dict):
+    a = _weights(tmp_path / "a", tensors, cfg_dict)
+    b = _weights(tmp_path / "b", {"w": torch.zeros(3)}, None)
+    assert a.name == b.name == "model.safetensors"
+    ra, rb = resolve_source(a.as_uri()), resolve_source(b.as_uri())
+    assert ra.weights != rb.weights and ra.config == cfg_dict and rb.config is None

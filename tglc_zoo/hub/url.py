@@ -1,6 +1,8 @@
 """Weights files named by URL (``https://``, ``http://``, ``file://``), cached as torch.hub caches them.
 
-Files land in ``torch.hub.get_dir()/checkpoints`` under their own name. As in torch.hub's
+Files land in ``torch.hub.get_dir()/checkpoints`` under their own name (in a sub-folder named by
+the URL's hash when the name carries no hash, as ``model.safetensors`` from two hosts would
+collide). As in torch.hub's
 ``check_hash``, a name of the form ``<stem>-<hex>.<ext>`` carries a sha256 prefix that the file
 must match; a manifest may also give the full sha256. A mismatch is an error and the bad download
 is not kept.
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -60,8 +61,10 @@ def cached_download(url: str, *, cache_dir: str | Path | None = None, sha256: st
     if not filename:
         raise ValueError(f"URL {url!r} does not end in a file name")
     folder = Path(cache_dir) if cache_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
-    cached = folder / filename
     prefix = hash_prefix_of(filename)
+    if prefix is None:  # names like model.safetensors are not unique across URLs: keep them apart
+        folder = folder / hashlib.sha256(url.encode()).hexdigest()[:16]
+    cached = folder / filename
     if cached.is_file():
         check_sha256(cached, prefix=prefix, sha256=sha256,
                      origin=f"{cached} (cached copy of {url}; delete it to download again)")
@@ -73,7 +76,7 @@ def cached_download(url: str, *, cache_dir: str | Path | None = None, sha256: st
     try:
         try:
             torch.hub.download_url_to_file(url, os.fspath(staging), hash_prefix=None, progress=False)
-        except (urllib.error.URLError, OSError) as e:
+        except OSError as e:  # urllib's URLError/HTTPError included
             raise CheckpointNotFoundError(f"could not download {url}: {e}") from None
         check_sha256(staging, prefix=prefix, sha256=sha256, origin=url)
         os.replace(staging, cached)  # only a verified file ever takes the cache name
