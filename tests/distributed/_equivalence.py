@@ -18,6 +18,7 @@ def check_case(results: list[Any], key: str, world: int) -> None:
                 assert m[what] <= tol, (f"rank {rank} {key} {mode}: {what} differs from the single-process model by "
                                         f"{m[what]:.3g} > {tol:g} (worst grad: {m['worst_grad']})")
         assert r["full_keys_match"], f"rank {rank} {key}: full_state_dict keys differ from create_model's"
+        assert r["steps"] == int(key.split(":")[4])
         assert r["sgd_local"] <= tol and r["sgd_full"] <= tol, (
             f"rank {rank} {key}: after 3 SGD steps weights differ by {r['sgd_local']:.3g} (local) / "
             f"{r['sgd_full']:.3g} (full) > {tol:g}")

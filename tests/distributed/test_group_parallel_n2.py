@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("gp_ckpt"))
-    tasks = [("equivalence", c) for c in CASES] + [("mismatch", ()), ("checkpoint_and_dropout", (folder,))]
+    tasks = [("equivalence", c) for c in CASES] + [("mismatch", ()), ("checkpoint_and_dropout", (folder,)),
+                                                  ("inplace_training", ())]
     return launch(gp_workers.suite, WORLD, (tasks,), timeout=420, pg_timeout=120), folder
 
 
@@ -72,3 +73,10 @@ def test_head_dropout_mask_is_the_same_on_every_rank(results):
     values = [r.value["checkpoint_and_dropout:" + results[1]] for r in results[0]]
     assert values[0]["dropped"] == values[1]["dropped"]
     assert values[0]["dropped"] != values[0]["logits"]
+
+
+def test_trainer_path_inplace_shard_and_gathered_state(results):
+    for res in results[0]:
+        r = res.value["inplace_training"]
+        assert r["model"] <= 1e-10 and r["momentum"] <= 1e-10, r  # gathered state == single-process state
+        assert r["resumed"] <= 1e-10, r  # a shard resumed from it steps exactly like the single process

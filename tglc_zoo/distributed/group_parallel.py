@@ -41,26 +41,34 @@ def _seed_from_rank0(group: dist.ProcessGroup | None) -> int:
 
 
 def _local_module(model: ClassifierModel, rank: int, world: int, group: dist.ProcessGroup | None,
-                  stats: CommStats, seed: int, shard_stem: bool) -> ClassifierModel:
-    """A copy of ``model`` whose split leaves are replaced by rank ``rank``'s slices (nothing else is copied twice)."""
-    memo: dict[int, Any] = {}
+                  stats: CommStats, seed: int, shard_stem: bool, inplace: bool) -> ClassifierModel:
+    """``model`` with its split leaves replaced by rank ``rank``'s slices: a copy, or ``model`` itself."""
+    new: dict[str, nn.Module] = {}
+    old: dict[str, nn.Module] = {}
     for name, mod, kind in walk(model, world, shard_stem):
         if kind == "two_level":
             assert isinstance(mod, TwoLevelGroupConv2d)
-            memo[id(mod)] = LocalTwoLevelConv2d(mod, rank, world, group, stats, name)
+            new[name] = LocalTwoLevelConv2d(mod, rank, world, group, stats, name, reuse=inplace)
         elif kind == "group_conv":
-            memo[id(mod)] = local_conv(mod, rank, world)
+            new[name] = local_conv(mod, rank, world, reuse=inplace)
         elif kind == "stem_conv":
-            memo[id(mod)] = local_conv(mod, rank, world, in_channels=mod.in_channels, groups=1)
+            new[name] = local_conv(mod, rank, world, in_channels=mod.in_channels, groups=1, reuse=inplace)
         elif kind == "batchnorm":
-            memo[id(mod)] = local_batchnorm(mod, rank, world)
+            new[name] = local_batchnorm(mod, rank, world, reuse=inplace)
         else:
             continue
-        memo[id(mod)].train(mod.training)
+        new[name].train(mod.training)
+        old[name] = mod
     head_drop = getattr(model, "head_drop", None)
     if isinstance(head_drop, nn.Dropout):
-        memo[id(head_drop)] = SyncedDropout(head_drop.p, seed).train(head_drop.training)
-    return copy.deepcopy(model, memo)
+        new["head_drop"] = SyncedDropout(head_drop.p, seed).train(head_drop.training)
+        old["head_drop"] = head_drop
+    if not inplace:  # deepcopy everything else; the split leaves are taken from the memo, not copied
+        return copy.deepcopy(model, {id(old[k]): v for k, v in new.items()})
+    for name, module in new.items():
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, module)
+    return model
 
 
 class GroupParallel(nn.Module):
@@ -128,8 +136,8 @@ class GroupParallel(nn.Module):
         return counts
 
 
-def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, shard_stem: bool = True
-                   ) -> GroupParallel:
+def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, shard_stem: bool = True,
+                   inplace: bool = False) -> GroupParallel:
     """Return this rank's shard of ``model`` (a GC or GC-2L WideResNet/MobileNetV2 with ``groups`` = N).
 
     Call on every rank of an initialised process group of size N, with the same model on every rank
@@ -139,6 +147,9 @@ def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, 
 
     ``shard_stem=True`` splits the stem by output channel (exact, no communication at the body entry);
     ``False`` replicates it and slices its output (backward: an all-gather of that output's gradient).
+    ``inplace=True`` turns ``model`` itself into the shard, keeping its parameter objects (each now holds
+    its slice), so an optimizer built over ``model.parameters()`` before the call steps the shard; the
+    default leaves ``model`` untouched and copies only the replicated parts.
     """
     check_supported(model)
     if not (dist.is_available() and dist.is_initialized()):
@@ -155,5 +166,5 @@ def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, 
     head_drop = getattr(model, "head_drop", None)
     seed = _seed_from_rank0(group) if isinstance(head_drop, nn.Dropout) and head_drop.p > 0 else 0
     stats = CommStats()
-    module = _local_module(model, rank, world, group, stats, seed, shard_stem)
+    module = _local_module(model, rank, world, group, stats, seed, shard_stem, inplace)
     return GroupParallel(module, plan, rank, group, stats, shard_stem)

@@ -23,12 +23,20 @@ def _rows(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return t[rank * s:(rank + 1) * s]
 
 
-def _param(t: torch.Tensor, like: nn.Parameter) -> nn.Parameter:
+def _param(t: torch.Tensor, like: nn.Parameter, reuse: bool) -> nn.Parameter:
+    """A parameter holding (a copy of) slice ``t`` of ``like``; with ``reuse``, ``like`` itself now holding it.
+
+    Reusing the parameter object keeps optimizers built over the single-process model valid: they now
+    step this rank's slice (their state is created lazily, at the first step).
+    """
+    if reuse:
+        like.data = t.detach().clone()
+        return like
     return nn.Parameter(t.detach().clone(), requires_grad=like.requires_grad)
 
 
 def local_conv(conv: nn.Conv2d, rank: int, world: int, in_channels: int | None = None,
-               out_channels: int | None = None, groups: int | None = None) -> nn.Conv2d:
+               out_channels: int | None = None, groups: int | None = None, reuse: bool = False) -> nn.Conv2d:
     """Rows ``rank`` of ``conv``'s output channels as a plain ``nn.Conv2d``.
 
     Defaults fit a grouped conv with ``groups`` a multiple of ``world``: ``n/N → m/N`` with ``groups/N``
@@ -40,19 +48,19 @@ def local_conv(conv: nn.Conv2d, rank: int, world: int, in_channels: int | None =
     with torch.device("meta"):
         new = nn.Conv2d(in_channels, out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                         groups, conv.bias is not None, conv.padding_mode)
-    new.weight = _param(_rows(conv.weight, rank, world), conv.weight)
+    new.weight = _param(_rows(conv.weight, rank, world), conv.weight, reuse)
     if conv.bias is not None:
-        new.bias = _param(_rows(conv.bias, rank, world), conv.bias)
+        new.bias = _param(_rows(conv.bias, rank, world), conv.bias, reuse)
     return new
 
 
-def local_batchnorm(bn: nn.BatchNorm2d, rank: int, world: int) -> nn.BatchNorm2d:
+def local_batchnorm(bn: nn.BatchNorm2d, rank: int, world: int, reuse: bool = False) -> nn.BatchNorm2d:
     """BatchNorm over this rank's channels: per-channel statistics make it exact in train mode too."""
     with torch.device("meta"):
         new = nn.BatchNorm2d(bn.num_features // world, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
     if bn.affine:
-        new.weight = _param(_rows(bn.weight, rank, world), bn.weight)
-        new.bias = _param(_rows(bn.bias, rank, world), bn.bias)
+        new.weight = _param(_rows(bn.weight, rank, world), bn.weight, reuse)
+        new.bias = _param(_rows(bn.bias, rank, world), bn.bias, reuse)
     if bn.track_running_stats:
         assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
         new.running_mean = _rows(bn.running_mean, rank, world).clone()
@@ -71,15 +79,15 @@ class LocalTwoLevelConv2d(nn.Module):
     """
 
     def __init__(self, layer: TwoLevelGroupConv2d, rank: int, world: int, group: dist.ProcessGroup | None,
-                 stats: CommStats | None, name: str = "") -> None:
+                 stats: CommStats | None, name: str = "", reuse: bool = False) -> None:
         super().__init__()
         n, m = layer.in_channels // world, layer.out_channels // world
         self.in_channels, self.out_channels, self.groups = n, m, world
         # per group, Agp_k and R0_k are dense convs: run them as one ("fused") or two (any other impl)
         self.impl = "fused" if layer.impl == "fused" else "split"
-        self.conv = local_conv(layer.conv, rank, world, n, m, 1)
-        self.restrict = local_conv(layer.restrict, rank, world, n, 1, 1)
-        self.coarse = local_conv(layer.coarse, rank, world, world, m, 1)
+        self.conv = local_conv(layer.conv, rank, world, n, m, 1, reuse)
+        self.restrict = local_conv(layer.restrict, rank, world, n, 1, 1, reuse)
+        self.coarse = local_conv(layer.coarse, rank, world, world, m, 1, reuse)
         self.group, self.stats, self.name = group, stats, name
 
     def _gather(self, rep: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,100 @@
+"""Group-parallel training with :mod:`tglc_zoo.training`: the ``group`` parallel mode and its checkpoint state.
+
+``scripts/train.py --group-parallel`` (launched with ``torchrun --nproc_per_node N``) selects the mode
+registered here. Its ``wrap`` turns the model into this rank's shard *in place*: every parameter
+object stays the same but holds its slice, so the trainer's optimizer (built over the model's
+parameters) steps the shard. All ranks read the whole batch (``shard_data=False``).
+
+Checkpoints: a rank holds slices, so a single-process checkpoint needs a collective.
+:func:`gather_training_state` (every rank) returns the model and optimizer state dicts exactly as a
+single-process run would have them; :func:`scatter_training_state` loads such a pair into a shard and
+its optimizer (resume, on any N that fits the model's groups).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+from .collectives import _all_gather, _run
+from .group_parallel import GroupParallel, group_parallel
+from .plan import GroupParallelError
+
+__all__ = ["wrap_group_parallel", "gather_training_state", "scatter_training_state", "register_training_mode"]
+
+
+def wrap_group_parallel(model: nn.Module, ctx: Any) -> GroupParallel:
+    """The trainer's ``wrap`` for ``--group-parallel``: this rank's shard, built in place."""
+    if not getattr(ctx, "distributed", False):
+        groups = getattr(model, "groups", "N")
+        raise GroupParallelError(f"--group-parallel needs one process per group: launch with torchrun "
+                                 f"--nproc_per_node {groups}")
+    return group_parallel(model, inplace=True)
+
+
+def _optimizer_params(optimizer: torch.optim.Optimizer, shard: GroupParallel) -> list[str]:
+    names = {id(p): n for n, p in shard.module.named_parameters()}
+    out = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if id(p) not in names:
+                raise GroupParallelError("the optimizer holds a parameter that is not part of the shard; build it "
+                                         "over the model passed to group_parallel(..., inplace=True) or over the shard")
+            out.append(names[id(p)])
+    return out
+
+
+def gather_training_state(shard: GroupParallel, optimizer: torch.optim.Optimizer
+                          ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Collective: ``(model state dict, optimizer state dict)`` in single-process layout, on every rank."""
+    model_state = shard.full_state_dict()
+    names = _optimizer_params(optimizer, shard)
+    sharded = set(shard.plan.sharded)
+    local = optimizer.state_dict()
+    params = {n: p for n, p in shard.module.named_parameters()}
+    state: dict[int, dict[str, Any]] = {}
+    for idx, name in enumerate(names):
+        entry = local["state"].get(idx)
+        if entry is None:
+            continue
+        full_entry: dict[str, Any] = {}
+        for key, value in entry.items():
+            if name in sharded and isinstance(value, torch.Tensor) and value.shape == params[name].shape:
+                full = value.new_empty((shard.world_size * value.shape[0], *value.shape[1:]))
+                _run("all-gather", _all_gather, full, value.contiguous(), shard.group, f"optimizer {key} of {name}")
+                value = full
+            full_entry[key] = value.clone() if isinstance(value, torch.Tensor) else value
+        state[idx] = full_entry
+    return model_state, {"state": state, "param_groups": local["param_groups"]}
+
+
+def scatter_training_state(shard: GroupParallel, optimizer: torch.optim.Optimizer,
+                           model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any]) -> None:
+    """Load single-process model and optimizer state dicts into a shard and its optimizer (no communication)."""
+    shard.load_full_state_dict(model_state)
+    names = _optimizer_params(optimizer, shard)
+    sharded = set(shard.plan.sharded)
+    state: dict[int, dict[str, Any]] = {}
+    for idx, entry in optimizer_state["state"].items():
+        name = names[int(idx)]
+        rows = shard.plan.local_slice
+        state[int(idx)] = {k: (rows(v, shard.rank, name).clone()
+                               if name in sharded and isinstance(v, torch.Tensor) and v.dim() > 0 else v)
+                           for k, v in entry.items()}
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer_state["param_groups"]})
+
+
+def register_training_mode() -> None:
+    """Make ``--parallel group`` / ``--group-parallel`` available to :mod:`tglc_zoo.training`."""
+    from ..training.trainer import ParallelMode, register_parallel_mode
+
+    register_parallel_mode(ParallelMode(
+        "group", wrap_group_parallel, shard_data=False,
+        description="group parallelism: process k holds group k of every GC/GC-2L layer (tglc_zoo.distributed); "
+                    "every process reads the whole batch"))
+
+
+if "tglc_zoo.training.trainer" in sys.modules:  # the training CLI imports us to register its modes
+    register_training_mode()
