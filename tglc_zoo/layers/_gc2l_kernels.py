@@ -105,14 +105,15 @@ def fused(x: torch.Tensor, wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor,
     per = m // groups
     w = wc.reshape(m, groups).to(out.dtype)
     b, _, h, wd = out.shape
+    # torch.split (not slicing): its backward is one cat into the fused layout, not zero-fill + copies
     if _is_cl(out):
-        g = _rows(out).view(-1, groups, per + 1)
-        y = torch.mm(g[:, :, per], w.t())
-        y.view(-1, groups, per).add_(g[:, :, :per])
+        local, reps = torch.split(_rows(out).view(-1, groups, per + 1), [per, 1], dim=2)
+        y = torch.mm(reps.squeeze(2), w.t())
+        y.view(-1, groups, per).add_(local)
         return y.view(b, h, wd, m).permute(0, 3, 1, 2)
-    g = out.reshape(b, groups, per + 1, h * wd)
-    y = torch.matmul(w, g[:, :, per])
-    y.view(b, groups, per, h * wd).add_(g[:, :, :per])
+    local, reps = torch.split(out.reshape(b, groups, per + 1, h * wd), [per, 1], dim=2)
+    y = torch.matmul(w, reps.squeeze(2))
+    y.view(b, groups, per, h * wd).add_(local)
     return y.view(b, m, h, wd)
 
 
