@@ -94,3 +94,36 @@ def test_unknown_cfg_fields_are_not_written(tmp_path):
     assert "my_note" not in cfg["pretrained_cfg"] and cfg["pretrained_cfg"]["label_names"] == ["a", "b", "c"]
     loaded = timm.create_model(f"local-dir:{folder}", pretrained=True)
     assert loaded.pretrained_cfg["label_names"] == ["a", "b", "c"]
+
+
+def test_hf_offline_env_in_a_fresh_process(tmp_path):
+    """HF_HUB_OFFLINE=1 and HF_HUB_CACHE exported as a user would; huggingface_hub reads them at import."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from safetensors.torch import save_file
+
+    from ckpt_helpers import make_model, populate_hf_cache
+
+    model = make_model("wrn16_2_gc2l_n2")
+    folder = tglc_zoo.save_pretrained(model, tmp_path / "ck")
+    populate_hf_cache(tmp_path / "cache", "tglc/offline", folder)
+    with torch.no_grad():
+        save_file({"x": grey(), "y": model(grey())}, tmp_path / "ref.safetensors")
+    code = textwrap.dedent("""
+        import json, sys, timm, torch, tglc_zoo
+        from safetensors.torch import load_file
+        r = load_file(sys.argv[1])
+        with torch.no_grad():
+            out = [bool(torch.equal(m.eval()(r["x"]), r["y"])) for m in (
+                tglc_zoo.from_pretrained("tglc/offline"), timm.create_model("hf-hub:tglc/offline", pretrained=True))]
+        print("RESULT " + json.dumps(out))
+    """)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ref.safetensors")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.split("RESULT ", 1)[1]) == [True, True]
