@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     train_set, test_set, info = build_datasets(args.dataset, args.data_dir, augment=not args.no_augment)
-    config = FinetuneConfig(epochs=args.epochs, lr=args.lr, body_lr_scale=0.0 if args.freeze_body else args.body_lr_scale,
+    body_lr_scale = 0.0 if args.freeze_body else args.body_lr_scale
+    config = FinetuneConfig(epochs=args.epochs, lr=args.lr, body_lr_scale=body_lr_scale,
                             batch_size=args.batch_size, weight_decay=args.weight_decay,
                             limit_train_batches=args.limit_train_batches, seed=args.seed)
     model, metrics = finetune(args.source, train_set, test_set, num_classes=info.num_classes, in_chans=info.in_chans,

@@ -4,7 +4,8 @@ import zipfile
 import pytest
 import torch
 
-from tglc_zoo.hub import CheckpointNotFoundError, ConfigError, CorruptCheckpointError, load_weights, read_metadata_config, save_weights
+from tglc_zoo.hub import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, load_weights,
+                          read_metadata_config, save_weights)
 from tglc_zoo.hub.safetensors_io import METADATA_KEY
 
 
