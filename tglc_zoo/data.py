@@ -204,7 +204,7 @@ def load_cifar(name: str, root: str | os.PathLike[str], train: bool, *, download
         images.append(data.reshape(-1, 3, 32, 32))
         labels.extend(int(v) for v in batch[label_key])
     meta = _load_pickle(folder / meta_file)
-    classes = [str(c) for c in meta.get(names_key, [])] or [str(i) for i in range(info.num_classes or 0)]
+    classes = [c.decode("latin1") if isinstance(c, bytes) else str(c) for c in meta.get(names_key, [])] or [str(i) for i in range(info.num_classes or 0)]
     x = torch.from_numpy(np.concatenate(images))
     y = torch.tensor(labels, dtype=torch.long)
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
@@ -396,6 +396,6 @@ def build_datasets(name: str, data_dir: str | os.PathLike[str] | None = None, *,
                               "label_names": tuple(train_ds.classes), "input_size": (3, size, size)})
         return train_ds, test_ds, info
     train_ds.transform, test_ds.transform = train_tf, test_tf
-    if name == "cifar100":
+    if name in ("cifar10", "cifar100"):  # the names stored in the batches' meta file
         info = DatasetInfo(**{**info.__dict__, "label_names": tuple(train_ds.classes)})
     return train_ds, test_ds, info

@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,10 @@ class _Run:
     def __init__(self, cfg: TrainConfig, ctx: DistContext, log: Callable[[str], None]) -> None:
         self.cfg, self.ctx, self.log = cfg, ctx, log
         self.ckpt: dict[str, Any] | None = None
+        self._rng_to_restore: dict[str, Any] | None = None
+        # Fault injection for tests: SIGKILL this process right after that many optimizer steps in total.
+        kill_at = os.environ.get("TGLC_TRAIN_KILL_AT_STEP")
+        self._kill_at_step = int(kill_at) if kill_at else None
         if cfg.resume:
             path = resolve_resume_path(cfg.resume)
             self.ckpt = load_checkpoint(path)
@@ -253,6 +258,8 @@ class _Run:
         self.tb = TensorBoardLogger(self.run_dir, enabled=cfg.tensorboard and ctx.is_main)
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            for stale in (self.run_dir / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-save
+                stale.unlink(missing_ok=True)
             atomic_write_text(self.run_dir / "config.json", json.dumps(self._run_record(), indent=2) + "\n")
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
@@ -324,6 +331,8 @@ class _Run:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             seen += len(y)
+            if self._kill_at_step is not None and epoch * steps + step + 1 == self._kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)  # fault injection for tests (TGLC_TRAIN_KILL_AT_STEP)
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0 or step == steps - 1:
@@ -387,7 +396,7 @@ class _Run:
                      f"device {ctx.device}, world {ctx.world_size}, run dir {self.run_dir}")
             if self.start_epoch:
                 self.log(f"[train] resumed after epoch {self.start_epoch}")
-        if getattr(self, "_rng_to_restore", None) is not None:
+        if self._rng_to_restore is not None:
             restore_rng_state(self._rng_to_restore)
             if ctx.rank > 0:
                 _seed_everything(cfg.seed + ctx.rank + 1000003 * self.start_epoch)
