@@ -6,6 +6,7 @@ import torch
 from _equivalence import check_case
 
 import gp_workers
+from tglc_zoo.distributed.cost_model import group_comm_bytes, wrn_cifar_layers
 from tglc_zoo.distributed.launch import launch
 
 WORLD = 2
@@ -44,6 +45,8 @@ def test_bytes_counted_only_for_coarse_and_head(results):
     assert ops["coarse_allgather"]["calls"] == ops["coarse_reducescatter"]["calls"] == 3 * 15  # 3 steps × 15 GC-2L
     # B=4, one float64 channel per rank: rank sends its B×1×H×W block to the one peer
     assert ops["coarse_allgather"]["sent_bytes"] == ops["coarse_reducescatter"]["sent_bytes"]
+    # the cost model's communication term is exactly what the implementation sends
+    assert r["bytes_per_step"] == group_comm_bytes(wrn_cifar_layers(16, 2, image_size=8), WORLD, 4, dtype_bytes=8)
 
 
 def test_mismatch_errors(results):
