@@ -116,3 +116,21 @@ def test_bad_arguments(dense_wrn):
         to_grouped(torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3)), "gc2l", 2)
     with pytest.raises(TypeError, match="calibration batches must be"):
         to_grouped(dense_wrn, "gc2l", 2, "optimal", calibration_data=["not an image"])
+
+
+def test_recalibrate_batchnorm_matches_the_data_statistics(dense_wrn):
+    from tglc_zoo.convert import recalibrate_batchnorm
+
+    conv = to_grouped(dense_wrn, "gc2l", 2, "block_jacobi")
+    x = images(batch=16, seed=4)
+    recalibrate_batchnorm(conv, x, batch_size=16)  # one batch: the exact statistics
+    assert not conv.training
+    # the first BN of the first block normalises the stem's output: its statistics over all 16 images
+    with torch.no_grad():
+        feats = conv.stem(x)
+    bn = conv.stages[0][0].bn1
+    torch.testing.assert_close(bn.running_mean, feats.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, feats.var(dim=(0, 2, 3), unbiased=True), rtol=1e-3, atol=1e-5)
+    assert bn.momentum == 0.1
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        recalibrate_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), x)
