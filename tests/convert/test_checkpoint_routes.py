@@ -14,7 +14,7 @@ import timm
 import torch
 
 import tglc_zoo
-from conftest import images, randomize
+from convert_helpers import images, randomize
 from tglc_zoo.convert import to_grouped
 
 REPO = Path(tglc_zoo.__file__).resolve().parents[1]

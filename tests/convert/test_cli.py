@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tglc_zoo
-from conftest import images, randomize
+from convert_helpers import images, randomize
 from tglc_zoo.convert import to_grouped
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert.py"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import tglc_zoo
-from conftest import images, randomize
+from convert_helpers import images, randomize
 from tglc_zoo.convert import kernel_error, layer_kernel, to_grouped
 from tglc_zoo.layers import GroupConv2d, TwoLevelGroupConv2d
 
