@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--write-impl-table", action="store_true",
                    help="merge the fastest GC-2L impl per measured shape into tglc_zoo/layers/gc2l_impl_table.json")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds: start no new layer point / model after this; results so far are still written")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="wall: perf_counter; cpu: process CPU time (use with --threads 1 on a shared CPU)")
     return p.parse_args(argv)
@@ -81,7 +84,21 @@ def _defaults(args: argparse.Namespace, device: torch.device) -> None:
     args.name = args.name or f"bench_{device.type}{'_quick' if args.quick else ''}"
 
 
-def run_layers(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+class Budget:
+    """Wall-clock budget for the whole run; ``over()`` turns true once it is spent."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.start, self.hit = seconds, time.perf_counter(), False
+
+    def over(self) -> bool:
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            if not self.hit:
+                print(f"time budget of {self.seconds:.0f}s spent: skipping the remaining points", flush=True)
+            self.hit = True
+        return self.hit
+
+
+def run_layers(args: argparse.Namespace, device: torch.device, budget: Budget) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for dtype in args.dtypes:
         setting = Setting(device, dtype, args.batch, args.rounds, args.min_run_time,
@@ -94,6 +111,8 @@ def run_layers(args: argparse.Namespace, device: torch.device) -> list[dict[str,
                         continue
                     for layout in args.layouts:
                         for mode in args.modes:
+                            if budget.over():
+                                return rows
                             t0 = time.perf_counter()
                             point = list(bench_point(shape, groups, layout, mode, setting, args.candidates))
                             rows += point
@@ -106,12 +125,14 @@ def run_layers(args: argparse.Namespace, device: torch.device) -> list[dict[str,
     return rows
 
 
-def run_models(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+def run_models(args: argparse.Namespace, device: torch.device, budget: Budget) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for dtype in args.dtypes:
         for arch in args.models:
             for conv in args.model_convs:
                 for groups in ([1] if conv == "sc" else args.model_groups):
+                    if budget.over():
+                        return rows
                     t0 = time.perf_counter()
                     new = list(bench_model(arch, conv, groups, device, dtype, args.train_batch, 1, args.model_iters,
                                            clock=args.clock))
@@ -130,18 +151,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     _defaults(args, device)
     machine = describe(device)
     machine["clock"] = args.clock if device.type != "cuda" else "wall"
     print(f"machine: {json.dumps(machine)}", flush=True)
     t_start = time.perf_counter()
-    layer_rows = [] if args.no_layers else run_layers(args, device)
+    budget = Budget(args.time_budget)
+    layer_rows = [] if args.no_layers else run_layers(args, device, budget)
     layer_rows += add_auto_rows(layer_rows)
     add_ratios(layer_rows)
-    model_rows = run_models(args, device)
+    model_rows = run_models(args, device, budget)
     add_model_ratios(model_rows)
     machine["load_average_end"] = load_average()
     machine["wall_s"] = round(time.perf_counter() - t_start, 1)
+    machine["truncated_by_time_budget"] = budget.hit
     goals = {"layers": {d: goals_mod.layer_goals(layer_rows, dtype=d) for d in args.dtypes},
              "models": {d: goals_mod.model_goals(model_rows, dtype=d) for d in args.dtypes}}
 
