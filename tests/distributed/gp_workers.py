@@ -225,4 +225,16 @@ def inplace_training(rank: int, world: int) -> dict[str, float]:
     step(fresh, fresh_opt, 2)
     full = fresh.full_state_dict()
     out["resumed"] = max(_maxdiff(full[k], v) for k, v in ref.state_dict().items())
+    # the trainer's resume order: full state into the full model and its optimizer, then shard in place
+    model_state, opt_state = gather_training_state(fresh, fresh_opt)
+    late_model = build("wrn16_2", "gc2l", world, torch.float64)
+    late_opt = sgd(late_model.parameters())
+    late_model.load_state_dict(model_state)
+    late_opt.load_state_dict(opt_state)
+    late = group_parallel(late_model, inplace=True).train()
+    out["localized"] = late.localize_optimizer_state(late_opt)
+    step(ref, opt_ref, 3)
+    step(late, late_opt, 3)
+    full = late.full_state_dict()
+    out["resumed_late"] = max(_maxdiff(full[k], v) for k, v in ref.state_dict().items())
     return out

@@ -83,3 +83,4 @@ def test_trainer_path_inplace_shard_and_gathered_state(results):
         r = res.value["inplace_training"]
         assert r["model"] <= 1e-10 and r["momentum"] <= 1e-10, r  # gathered state == single-process state
         assert r["resumed"] <= 1e-10, r  # a shard resumed from it steps exactly like the single process
+        assert r["resumed_late"] <= 1e-10 and r["localized"] > 0, r  # loaded before sharding, then localized

@@ -8,7 +8,13 @@ parameters) steps the shard. All ranks read the whole batch (``shard_data=False`
 Checkpoints: a rank holds slices, so a single-process checkpoint needs a collective.
 :func:`gather_training_state` (every rank) returns the model and optimizer state dicts exactly as a
 single-process run would have them; :func:`scatter_training_state` loads such a pair into a shard and
-its optimizer (resume, on any N that fits the model's groups).
+its optimizer; :func:`localize_optimizer_state` slices optimizer state that was loaded into the full
+model before sharding in place (the trainer's resume order). The same three are methods of the shard.
+
+What the trainer must do for correct checkpoints (``self.model.state_dict()`` on rank 0 alone holds
+only rank 0's slices): build ``checkpoint_state`` on *every* rank with
+``self.net.gather_training_state(self.optimizer)`` when the net has it (a collective), save on rank 0;
+after wrapping on resume, call ``self.net.localize_optimizer_state(self.optimizer)``.
 """
 from __future__ import annotations
 
@@ -22,7 +28,8 @@ from .collectives import _all_gather, _run
 from .group_parallel import GroupParallel, group_parallel
 from .plan import GroupParallelError
 
-__all__ = ["wrap_group_parallel", "gather_training_state", "scatter_training_state", "register_training_mode"]
+__all__ = ["wrap_group_parallel", "gather_training_state", "scatter_training_state", "localize_optimizer_state",
+           "register_training_mode"]
 
 
 def wrap_group_parallel(model: nn.Module, ctx: Any) -> GroupParallel:
@@ -84,6 +91,24 @@ def scatter_training_state(shard: GroupParallel, optimizer: torch.optim.Optimize
                                if name in sharded and isinstance(v, torch.Tensor) and v.dim() > 0 else v)
                            for k, v in entry.items()}
     optimizer.load_state_dict({"state": state, "param_groups": optimizer_state["param_groups"]})
+
+
+def localize_optimizer_state(shard: GroupParallel, optimizer: torch.optim.Optimizer) -> int:
+    """Slice full-size optimizer state (loaded before an in-place shard, e.g. on resume) to this rank's rows.
+
+    Returns how many tensors were sliced. Call once after ``group_parallel(model, inplace=True)``.
+    """
+    names = {id(p): n for n, p in shard.module.named_parameters()}
+    sharded, sliced = set(shard.plan.sharded), 0
+    for p, entry in optimizer.state.items():
+        name = names.get(id(p))
+        if name not in sharded:
+            continue
+        for key, value in list(entry.items()):
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == shard.world_size * p.shape[0]:
+                entry[key] = shard.plan.local_slice(value, shard.rank, name).clone()
+                sliced += 1
+    return sliced
 
 
 def register_training_mode() -> None:
