@@ -42,12 +42,13 @@ def describe_run(ckpt: dict[str, Any]) -> str:
     row = ckpt["history"][-1] if ckpt["history"] else {}
     epochs_done = int(ckpt["epoch"])
     train_samples = ckpt.get("dataset", {}).get("train_samples")
+    augmentation = get_dataset_info(cfg["dataset"]).augmentation if cfg.get("augment", True) else "none"
     lines = [
         f"Trained with `tglc-train` (tglc_zoo.training) on **{cfg['dataset']}**"
         + (f" ({train_samples} training images)" if train_samples else "") + ".", "",
         f"- recipe: `{recipe['name']}` ({recipe.get('source', '')}): {recipe['optimizer']} momentum "
         f"{recipe['momentum']}, weight decay {recipe['weight_decay']}, batch {recipe['batch_size']}, lr {recipe['lr']} "
-        f"x{recipe['lr_gamma']} at epochs {recipe['lr_milestones']}; augmentation: {recipe.get('augmentation') or 'none'}",
+        f"x{recipe['lr_gamma']} at epochs {recipe['lr_milestones']}; augmentation: {augmentation}",
         f"- epochs: {epochs_done} of {recipe['epochs']} planned"
         + (f" (at most {cfg['limit_train_batches']} batches per epoch)" if cfg.get("limit_train_batches") else ""),
         f"- seed {cfg['seed']}, AMP {cfg.get('amp') or 'off'}, channels_last {cfg.get('channels_last', False)}, "
