@@ -43,6 +43,7 @@ from tglc_zoo.distributed.cost_model import (Device, device_dict, group_comm_byt
 from tglc_zoo.distributed.launch import launch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+NAMES = dict(group="group-parallel GC-2L", data="data-parallel GC-2L", layer="layer-wise SC")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -164,7 +165,7 @@ def plot(rows: list[dict[str, Any]], device: Device, path: Path) -> None:
     for model in dict.fromkeys(r["model"] for r in rows):
         for strategy in ("group", "data", "layer"):
             sel = [r for r in rows if r["model"] == model and r["strategy"] == strategy]
-            label = f"{model} {dict(group='group-parallel GC-2L', data='data-parallel GC-2L', layer='layer-wise SC')[strategy]}"
+            label = f"{model} {NAMES[strategy]}"
             line = ax_t.plot([r["N"] for r in sel], [r["step_s"] for r in sel], styles[strategy],
                              color=colors.get(model), label=label)[0]
             colors.setdefault(model, line.get_color())
@@ -261,6 +262,7 @@ def write_doc(args: argparse.Namespace, measured: list[dict[str, Any]] | None, a
         ratio_text = (f": for WRN-28-80 on 4 devices the model puts it {ratio:.1f}× slower than group parallelism, "
                       "where the paper measured 255 h vs 20 h ≈ 12.6× (Table 2; its devices, data loading and "
                       "kernels are not modelled)")
+    widths = ",".join(map(str, args.project_widths))
     act_lines = ", ".join(f"k={k}: {v / 2**20:.2f} MiB" for k, v in act["measured"].items())
     text = f"""# Group parallelism: measured and projected
 
@@ -280,11 +282,12 @@ classifier. Step times are wall-clock on a shared 2-core CPU and only show that 
 
 {measured_table(measured, act) if measured else "(not measured in this run)"}
 
-## Projected: WRN-28-{{{",".join(map(str, args.project_widths))}}}, batch {args.project_batch}, N = {", ".join(map(str, args.project_n))}
+## Projected: WRN-28-{{{widths}}}, batch {args.project_batch}, N = {", ".join(map(str, args.project_n))}
 
 Cost model (`tglc_zoo/distributed/cost_model.py`), device: **{device.name}** — peak
 {device.peak_flops / 1e12:.1f} TFLOP/s × efficiency {device.efficiency} sustained, links
-{device.bandwidth / 1e9:.0f} GB/s per direction, {device.latency * 1e6:.0f} µs per message, {device.memory / 2**30:.0f} GiB.
+{device.bandwidth / 1e9:.0f} GB/s per direction, {device.latency * 1e6:.0f} µs per message,
+{device.memory / 2**30:.0f} GiB.
 Each cell: time per training step / memory per device (weights, gradients and momentum in fp32 +
 autograd-saved activations); ✗ = does not fit in device memory.
 
