@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Print markdown tables of a scripts/bench.py JSON result (pasted into docs/benchmarks.md).
+
+    python scripts/bench_md.py docs/bench/cpu/wrn28_10_grid.json [--models docs/bench/cpu/models.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tglc_zoo.profiling.markdown import impl_summary, layer_table, model_table
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("result", type=Path)
+    p.add_argument("--models", type=Path, help="a second JSON with model rows")
+    args = p.parse_args()
+    data = json.loads(args.result.read_text())
+    rows = data["layers"]
+    print(f"machine: `{json.dumps(data['machine'])}`\n")
+    print(f"command: `{data['config'].get('command')}`\n")
+    for grid in sorted({r["grid"] for r in rows}):
+        print(f"### {grid}: GC-2L implementations over the grid\n\n{impl_summary(rows, grid)}\n")
+        for layout in ("channels_last", "contiguous"):
+            for mode in ("fwdbwd", "fwd"):
+                table = layer_table(rows, grid, layout, mode)
+                if table.count("\n") > 1:
+                    print(f"#### {grid}, {layout}, {mode}\n\n{table}\n")
+    models = data["models"] or (json.loads(args.models.read_text())["models"] if args.models else [])
+    for task in ("train", "infer"):
+        if any(r["task"] == task for r in models):
+            print(f"### models: {task}\n\n{model_table(models, task)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
