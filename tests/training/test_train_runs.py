@@ -91,3 +91,13 @@ def test_publish_and_reload(tmp_path: Path) -> None:
                          pretrained=str(tmp_path / "pub"), trust_repo=True).eval()
     with torch.no_grad():
         assert torch.equal(hub(x), trained(x))
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(tmp_path: Path) -> None:
+    cfg = TrainConfig(model="wrn16_2_gc2l_n2", dataset="digits", output=str(tmp_path / "r"), epochs=1, batch_size=16,
+                      limit_train_batches=1, limit_val_batches=1, amp="bf16", channels_last=True, **QUIET)
+    result = train(cfg, log=lambda m: None)
+    ckpt = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert ckpt["config"]["amp"] == "bf16" and ckpt["scaler"] is None  # no loss scaling for bf16
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt["model"].values())
+    assert result.final["train_samples"] == 16

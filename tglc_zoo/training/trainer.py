@@ -59,8 +59,9 @@ class ModelDatasetMismatchError(ValueError):
 class ParallelMode:
     """How the model is wrapped for multi-process training.
 
-    ``wrap(model, ctx)`` returns the module used for forward/backward (the unwrapped model keeps the
-    state that is checkpointed).  ``shard_data`` says whether each rank reads its own slice of every
+    ``wrap(model, ctx)`` returns the module used for forward/backward and evaluation; rank 0's
+    unwrapped ``model.state_dict()`` is what is checkpointed and published, so a wrapper that shards
+    the model must keep (or gather into) the full model on rank 0.  ``shard_data`` says whether each rank reads its own slice of every
     global batch (data parallel) or all ranks read the whole batch (e.g. group/model parallel).
     """
 
@@ -241,7 +242,7 @@ class _Run:
         self.net = self.mode.wrap(self.model, ctx)
         if cfg.compile:
             self.net = torch.compile(self.net)
-        shard = self.mode.shard_data and ctx.distributed
+        self.shard = shard = self.mode.shard_data and ctx.distributed
         rank, world = (ctx.rank, ctx.world_size) if shard else (0, 1)
         self.local_batch = r.batch_size // world
         if r.batch_size % (world * cfg.grad_accum):
@@ -338,12 +339,11 @@ class _Run:
                 if step % 10 == 0 or step == steps - 1:
                     dt = time.perf_counter() - t0
                     bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{float(correct) / seen:.4f}",
-                                    lr=f"{lr:.3g}", img_s=f"{seen * self.ctx.world_size / max(dt, 1e-9):.0f}")
+                                    lr=f"{lr:.3g}", img_s=f"{seen * (self.ctx.world_size if self.shard else 1) / max(dt, 1e-9):.0f}")
         if bar is not None:
             bar.close()
         elapsed = time.perf_counter() - t0
-        total_loss, total_correct, total_seen = all_reduce_sum([float(loss_sum), float(correct), float(seen)],
-                                                               self.ctx)
+        total_loss, total_correct, total_seen = self._sum_over_ranks([float(loss_sum), float(correct), float(seen)])
         if not math.isfinite(total_loss):
             raise FloatingPointError(f"training loss became {total_loss} in epoch {epoch + 1}; lower --lr or try "
                                      "--amp bf16 instead of fp16")
@@ -364,9 +364,13 @@ class _Run:
             loss_sum += float(F.cross_entropy(out.float(), y, reduction="sum"))
             correct += int((out.argmax(1) == y).sum())
             seen += len(y)
-        loss_sum, correct, seen = all_reduce_sum([loss_sum, float(correct), float(seen)], self.ctx)
+        loss_sum, correct, seen = self._sum_over_ranks([loss_sum, float(correct), float(seen)])
         acc = correct / max(seen, 1)
         return {"test_loss": loss_sum / max(seen, 1), "test_acc": acc, "test_err": 1.0 - acc, "test_samples": int(seen)}
+
+    def _sum_over_ranks(self, values: list[float]) -> list[float]:
+        """Totals over the data shards (ranks that read the same batches are not added up)."""
+        return all_reduce_sum(values, self.ctx) if self.shard else list(values)
 
     def _bar(self, total: int, desc: str) -> Any:
         if not (self.cfg.progress and self.ctx.is_main):
