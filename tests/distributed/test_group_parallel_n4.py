@@ -14,10 +14,12 @@ CASES = [
     ("wrn16_2", "gc2l", "float32", 3, True),
     ("wrn34_1_imagenet", "gc", "float64", 3, True),
     ("mobilenetv2", "gc", "float64", 3, True),
-    # float32 MobileNetV2: outputs and gradients only. With 4 images its SGD trajectory is chaotic enough
-    # that float32 round-off alone (with or without sharding) grows to O(0.1) in 3 steps; float64 shows
-    # the sharded steps are exact.
-    ("mobilenetv2", "gc2l", "float32", 0, True),
+    ("mobilenetv2", "gc2l", "float64", 3, True),
+    # float32 MobileNetV2: outputs and gradients only. With 4 images of 64×64 it is ill-conditioned in
+    # float32: its 3-step SGD trajectory turns round-off into O(0.1) differences, and for GC-2L even the
+    # gradients do — the *single-process* float32 model run in channels_last (other conv kernels) is
+    # 0.11 away from float64 at blocks.3.3.conv_dw, as the shard is. float64 shows the shard is exact.
+    ("mobilenetv2", "gc", "float32", 0, True),
 ]
 KEYS = [":".join(["equivalence", *map(str, c)]) for c in CASES]
 
