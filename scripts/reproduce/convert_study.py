@@ -96,6 +96,7 @@ def bn_recalibrated_top1(model: torch.nn.Module, sets: dict[str, Any]) -> float:
 
 def run_arm(arm: str, groups: int, source: torch.nn.Module, sets: dict[str, Any], args: argparse.Namespace
             ) -> dict[str, Any]:
+    torch.manual_seed(args.seed)  # each arm's randomness (augmentation, init) is independent of the order
     t0 = time.time()
     model, info = build_arm(arm, source, groups, sets["calib"], args)
     t_convert = time.time() - t0
