@@ -22,8 +22,7 @@ import torch
 
 from tglc_zoo.profiling import goals as goals_mod
 from tglc_zoo.profiling.impl_table import best_impls, merge_into_table
-from tglc_zoo.profiling.layer_bench import (CANDIDATES, LAYOUTS, MODES, Setting, add_auto_rows, add_ratios,
-                                            bench_point)
+from tglc_zoo.profiling.layer_bench import CANDIDATES, LAYOUTS, MODES, Setting, bench_point, rederive_auto
 from tglc_zoo.profiling.machine import describe, load_average
 from tglc_zoo.profiling.model_bench import MODEL_CONV_TYPES, add_model_ratios, bench_model
 from tglc_zoo.profiling.report import LAYER_COLUMNS, MODEL_COLUMNS, format_table, plot, write_csv, write_json
@@ -160,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     budget = Budget(args.time_budget)
     layer_rows = [] if args.no_layers else run_layers(args, device, budget)
-    layer_rows += add_auto_rows(layer_rows)
-    add_ratios(layer_rows)
+    if args.write_impl_table and layer_rows:  # first, so that the auto rows below use the new table
+        best = best_impls(layer_rows)
+        n = merge_into_table(best, source=f"{device.type}: {machine.get('gpu_name') or machine['cpu_model']}, "
+                                          f"torch {machine['torch_version']}, {time.strftime('%Y-%m-%d')}")
+        print(f"impl table: merged {len(best)} measured points, {n} rows in total")
+    layer_rows = rederive_auto(layer_rows)
     model_rows = run_models(args, device, budget)
     add_model_ratios(model_rows)
     machine["load_average_end"] = load_average()
@@ -190,11 +193,6 @@ def main(argv: list[str] | None = None) -> int:
          f"{machine.get('gpu_name') or machine['cpu_model']} · torch {machine['torch_version']} · "
          f"load {machine['load_average_start']} → {machine['load_average_end']}")
     print(f"wrote {stem}.{{csv,json,png}}" + (f" and {stem.name}_models.csv" if model_rows else ""))
-    if args.write_impl_table:
-        best = best_impls(layer_rows)
-        n = merge_into_table(best, source=f"{device.type}: {machine.get('gpu_name') or machine['cpu_model']}, "
-                                          f"torch {machine['torch_version']}, {time.strftime('%Y-%m-%d')}")
-        print(f"impl table: merged {len(best)} measured points, {n} rows in total")
     return 0
 
 

@@ -9,16 +9,32 @@ import argparse
 import json
 from pathlib import Path
 
+from tglc_zoo.profiling import goals
+from tglc_zoo.profiling.layer_bench import rederive_auto
 from tglc_zoo.profiling.markdown import impl_summary, layer_table, model_table
+from tglc_zoo.profiling.report import write_csv
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("result", type=Path)
     p.add_argument("--models", type=Path, help="a second JSON with model rows")
+    p.add_argument("--rederive-auto", action="store_true",
+                   help="recompute the gc2l:auto rows (and goals) from the committed impl table")
+    p.add_argument("--rewrite", action="store_true", help="with --rederive-auto: rewrite the JSON and CSV in place")
     args = p.parse_args()
     data = json.loads(args.result.read_text())
     rows = data["layers"]
+    if args.rederive_auto:
+        rows = data["layers"] = rederive_auto(rows)
+        dtypes = sorted({r["dtype"] for r in rows})
+        data["goals"] = {"layers": {d: goals.layer_goals(rows, dtype=d) for d in dtypes},
+                         "models": (data.get("goals") or {}).get("models", {})}
+        data["config"]["auto_rows"] = "re-derived from the committed impl table by scripts/bench_md.py"
+        if args.rewrite:
+            args.result.write_text(json.dumps(data, indent=1, default=str) + "\n")
+            write_csv(args.result.with_suffix(".csv"), rows)
+    print(f"goals: `{json.dumps(data.get('goals'), default=str)}`\n")
     print(f"machine: `{json.dumps(data['machine'])}`\n")
     print(f"command: `{data['config'].get('command')}`\n")
     for grid in sorted({r["grid"] for r in rows}):

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..layers import create_conv, deploy
 from ..layers.flops import layer_flops
-from ..layers.gc2l_impl import KERNEL_IMPLS, ShapeKey, choose_impl
+from ..layers.gc2l_impl import KERNEL_IMPLS, ShapeKey, choose_impl, load_table
 from .machine import load_average
 from .shapes import ConvShape
 from .timing import time_interleaved
@@ -137,6 +137,16 @@ def add_auto_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         impl = choose_impl(key)
         if f"gc2l:{impl}" in group:
             out.append(dict(group[f"gc2l:{impl}"], conv="gc2l:auto", auto_impl=impl))
+    return out
+
+
+def rederive_auto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with the ``gc2l:auto`` rows recomputed from the current implementation table, ratios refreshed."""
+    choose_impl.cache_clear()
+    load_table.cache_clear()
+    out = [r for r in rows if r["conv"] != "gc2l:auto"]
+    out += add_auto_rows(out)
+    add_ratios(out)
     return out
 
 
