@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tglc-train: error: {exc}", file=sys.stderr)
         return 2
     final = result.final
-    if final:
+    if final and os.environ.get("RANK", "0") == "0":
         print(f"[train] done: test acc {final['test_acc']:.4f} (best {result.best_acc:.4f} at epoch "
               f"{result.best_epoch}), {result.wall_time_s:.1f}s, run dir {result.run_dir}"
               + (f", published to {result.published}" if result.published else ""), flush=True)

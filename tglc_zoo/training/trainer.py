@@ -239,7 +239,11 @@ class _Run:
         self.best_acc, self.best_epoch = -1.0, -1
         if self.ckpt is not None:
             self._load_state(self.ckpt)
-        self.net = self.mode.wrap(self.model, ctx)
+        self.num_params = sum(p.numel() for p in self.model.parameters())
+        self.wrapped = self.mode.wrap(self.model, ctx)
+        if self.ckpt is not None and hasattr(self.wrapped, "localize_optimizer_state"):
+            self.wrapped.localize_optimizer_state(self.optimizer)  # state was loaded into the full model
+        self.net = self.wrapped
         if cfg.compile:
             self.net = torch.compile(self.net)
         self.shard = shard = self.mode.shard_data and ctx.distributed
@@ -284,7 +288,7 @@ class _Run:
             "label_names": list(self.info.label_names), "train_samples": len(self.train_ds),  # type: ignore[arg-type]
             "test_samples": len(self.test_ds)},  # type: ignore[arg-type]
             "model_args": dict(getattr(self.model, "model_args", {})),
-            "num_params": sum(p.numel() for p in self.model.parameters()),
+            "num_params": getattr(self, "num_params", None) or sum(p.numel() for p in self.model.parameters()),
             "world_size": self.ctx.world_size, "parallel": self.cfg.parallel,
             "hardware": hardware_description(self.ctx.device), "torch": torch.__version__}
 
@@ -379,9 +383,15 @@ class _Run:
 
         return tqdm(total=total, desc=desc, mininterval=1.0, dynamic_ncols=True, leave=False)
 
-    def checkpoint_state(self, epoch: int) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+    def _full_training_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Model and optimizer state in single-process layout (a collective for sharding wrappers)."""
+        if hasattr(self.wrapped, "gather_training_state"):
+            return self.wrapped.gather_training_state(self.optimizer)
+        return self.model.state_dict(), self.optimizer.state_dict()
+
+    def checkpoint_state(self, epoch: int, model_state: dict[str, Any], optimizer_state: dict[str, Any]
+                         ) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model_state, "optimizer": optimizer_state,
                 "scheduler": plain_scheduler_state(self.scheduler.state_dict()),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "rng": capture_rng_state(), "config": self.cfg.to_dict(), "history": self.history,
@@ -393,8 +403,7 @@ class _Run:
     def run(self) -> RunResult:
         cfg, ctx = self.cfg, self.ctx
         if ctx.is_main:
-            n_params = sum(p.numel() for p in self.model.parameters())
-            self.log(f"[train] {cfg.model} ({n_params:,} params) on {self.info.name} "
+            self.log(f"[train] {cfg.model} ({self.num_params:,} params) on {self.info.name} "
                      f"({len(self.train_ds)} train / {len(self.test_ds)} test), recipe {self.recipe.name}: "  # type: ignore[arg-type]
                      f"{self.recipe.epochs} epochs, batch {self.recipe.batch_size}, lr {self.recipe.lr}, "
                      f"device {ctx.device}, world {ctx.world_size}, run dir {self.run_dir}")
@@ -417,8 +426,10 @@ class _Run:
             self.history.append(row)
             if row["test_acc"] > self.best_acc:
                 self.best_acc, self.best_epoch = row["test_acc"], epoch + 1
+            model_state, optimizer_state = self._full_training_state()  # every rank (may be a collective)
             if ctx.is_main:
-                self._save(epoch + 1, is_best=self.best_epoch == epoch + 1)
+                self._save(self.checkpoint_state(epoch + 1, model_state, optimizer_state),
+                           is_best=self.best_epoch == epoch + 1)
                 self.tb.log_epoch(row)
                 self.log(f"[train] epoch {epoch + 1}/{self.recipe.epochs}: loss {row['train_loss']:.4f} "
                          f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f} "
@@ -437,9 +448,8 @@ class _Run:
             torch.distributed.barrier()
         return result
 
-    def _save(self, epoch: int, is_best: bool) -> None:
+    def _save(self, state: dict[str, Any], is_best: bool) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
-        state = self.checkpoint_state(epoch)
         atomic_torch_save(state, ckpt_dir / "last.pt")
         if is_best:
             atomic_torch_save(state, ckpt_dir / "best.pt")
