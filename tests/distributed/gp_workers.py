@@ -175,7 +175,13 @@ def checkpoint_and_dropout(rank: int, world: int, folder: str) -> dict[str, Any]
     drop_model = create_model("wrn16_2", conv_type="gc2l", groups=world, num_classes=10, drop_rate=0.5)
     drop_shard = group_parallel(drop_model).train()
     dropped = drop_shard(x).detach()
+    # sync_inputs: ranks hand in different batches (as with per-rank augmentation); rank 0's is used
+    synced = group_parallel(build("wrn16_2", "gc2l", world, torch.float32)).train()
+    synced.sync_inputs = True
+    plain = group_parallel(build("wrn16_2", "gc2l", world, torch.float32)).train()
+    sync_diff = _maxdiff(synced(x + rank).detach(), plain(x).detach())
     return dict(reload_diff=_maxdiff(reloaded, expected), logits=expected.tolist(), dropped=dropped.tolist(),
+                sync_diff=sync_diff, sync_ops=sorted(synced.comm_stats.ops),
                 full={k: v.clone() for k, v in full.items()} if rank == 0 else None)
 
 

@@ -84,3 +84,9 @@ def test_trainer_path_inplace_shard_and_gathered_state(results):
         assert r["model"] <= 1e-10 and r["momentum"] <= 1e-10, r  # gathered state == single-process state
         assert r["resumed"] <= 1e-10, r  # a shard resumed from it steps exactly like the single process
         assert r["resumed_late"] <= 1e-10 and r["localized"] > 0, r  # loaded before sharding, then localized
+
+
+def test_sync_inputs_uses_rank0s_batch(results):
+    for r in results[0]:
+        v = r.value["checkpoint_and_dropout:" + results[1]]
+        assert v["sync_diff"] == 0.0 and "input_broadcast" in v["sync_ops"]

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..layers import TwoLevelGroupConv2d
 from ..models._base import ClassifierModel
-from .collectives import CommStats, _all_gather, _run, gather_replicated, shard_replicated
+from .collectives import CollectiveError, CommStats, _all_gather, _run, gather_replicated, shard_replicated
 from .plan import GroupParallelError, ShardPlan, check_supported, make_plan, walk
 from .shard import LocalTwoLevelConv2d, SyncedDropout, local_batchnorm, local_conv
 
@@ -79,6 +79,9 @@ class GroupParallel(nn.Module):
         plan: which keys are split along dim 0 and which are replicated.
         rank, world_size, group: the position in the process group.
         comm_stats: byte counters of every collective this shard ran (reset with ``comm_stats.reset()``).
+        sync_inputs: in training mode, broadcast each input batch from rank 0 first (costs the batch's
+            bytes per step). For loaders whose random augmentation differs between ranks — every rank
+            must see the same images, or the shards compute on different data.
     """
 
     def __init__(self, module: ClassifierModel, plan: ShardPlan, rank: int, group: dist.ProcessGroup | None,
@@ -87,9 +90,25 @@ class GroupParallel(nn.Module):
         self.module, self.shard_stem = module, shard_stem
         self.plan, self.rank, self.world_size, self.group = plan, rank, plan.world_size, group
         self.comm_stats = stats
+        self.sync_inputs = False
+
+    def _broadcast_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().contiguous().clone()
+        src = 0 if self.group is None else dist.get_global_rank(self.group, 0)
+        try:
+            dist.broadcast(x, src=src, group=self.group)
+        except Exception as e:
+            raise CollectiveError(f"group-parallel broadcast of the input batch failed on rank {self.rank}: a peer "
+                                  f"died or stalled, or ranks got batches of different shapes ({tuple(x.shape)} "
+                                  f"here). Backend error: {type(e).__name__}: {e}") from e
+        nbytes = x.numel() * x.element_size()
+        self.comm_stats.add("input_broadcast", nbytes, (self.world_size - 1) * nbytes if self.rank == 0 else 0)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.module
+        if self.sync_inputs and self.training:
+            x = self._broadcast_input(x)
         x = m.stem_forward(x)  # split stem: already this rank's channels
         if not self.shard_stem:
             x = shard_replicated(x, self.group, self.comm_stats, "body entry")

@@ -3,7 +3,8 @@
 ``scripts/train.py --group-parallel`` (launched with ``torchrun --nproc_per_node N``) selects the mode
 registered here. Its ``wrap`` turns the model into this rank's shard *in place*: every parameter
 object stays the same but holds its slice, so the trainer's optimizer (built over the model's
-parameters) steps the shard. All ranks read the whole batch (``shard_data=False``).
+parameters) steps the shard. All ranks read the whole batch (``shard_data=False``); training
+batches are broadcast from rank 0, since the trainer draws augmentation differently per rank.
 
 Checkpoints: a rank holds slices, so a single-process checkpoint needs a collective.
 :func:`gather_training_state` (every rank) returns the model and optimizer state dicts exactly as a
@@ -33,12 +34,18 @@ __all__ = ["wrap_group_parallel", "gather_training_state", "scatter_training_sta
 
 
 def wrap_group_parallel(model: nn.Module, ctx: Any) -> GroupParallel:
-    """The trainer's ``wrap`` for ``--group-parallel``: this rank's shard, built in place."""
+    """The trainer's ``wrap`` for ``--group-parallel``: this rank's shard, built in place.
+
+    Training batches are broadcast from rank 0 (``sync_inputs``): the trainer seeds each rank's
+    augmentation differently, and every shard must see the same images.
+    """
     if not getattr(ctx, "distributed", False):
         groups = getattr(model, "groups", "N")
         raise GroupParallelError(f"--group-parallel needs one process per group: launch with torchrun "
                                  f"--nproc_per_node {groups}")
-    return group_parallel(model, inplace=True)
+    shard = group_parallel(model, inplace=True)
+    shard.sync_inputs = True
+    return shard
 
 
 def _optimizer_params(optimizer: torch.optim.Optimizer, shard: GroupParallel) -> list[str]:
