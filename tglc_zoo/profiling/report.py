@@ -70,7 +70,8 @@ def plot(path: Path, layer_rows: Sequence[dict[str, Any]], model_rows: Sequence[
     ax.set_ylabel("t(GC-2L) / t(GC)")
     ax.set_yscale("log")
     ax.set_title("layers")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax = axes[1]
     train = [r for r in model_rows if r["task"] == "train" and r.get("speedup/sc")]
     for r in train:
