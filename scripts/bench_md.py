@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from tglc_zoo.profiling import goals
+from tglc_zoo.profiling.impl_table import best_impls, merge_into_table
 from tglc_zoo.profiling.layer_bench import rederive_auto
 from tglc_zoo.profiling.markdown import impl_summary, layer_table, model_table
 from tglc_zoo.profiling.report import write_csv
@@ -22,9 +23,15 @@ def main() -> int:
     p.add_argument("--rederive-auto", action="store_true",
                    help="recompute the gc2l:auto rows (and goals) from the committed impl table")
     p.add_argument("--rewrite", action="store_true", help="with --rederive-auto: rewrite the JSON and CSV in place")
+    p.add_argument("--merge-table", action="store_true",
+                   help="merge this result's fastest GC-2L impl per point into the committed impl table first")
     args = p.parse_args()
     data = json.loads(args.result.read_text())
     rows = data["layers"]
+    if args.merge_table:
+        m = data["machine"]
+        merge_into_table(best_impls(rows), source=f"{m['device']}: {m.get('gpu_name') or m['cpu_model']}, "
+                                                  f"torch {m['torch_version']}, {args.result.name}")
     if args.rederive_auto:
         rows = data["layers"] = rederive_auto(rows)
         dtypes = sorted({r["dtype"] for r in rows})
