@@ -61,7 +61,10 @@ def plot_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.Pa
         ax_err.plot(epochs, [100.0 * row["test_err"] for row in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss")
     ax_err.set(xlabel="epoch", ylabel="test error (%)", title="Test error")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_err):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:
