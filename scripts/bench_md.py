@@ -13,7 +13,7 @@ from tglc_zoo.profiling import goals
 from tglc_zoo.profiling.impl_table import best_impls, merge_into_table
 from tglc_zoo.profiling.layer_bench import rederive_auto
 from tglc_zoo.profiling.markdown import impl_summary, layer_table, model_table
-from tglc_zoo.profiling.report import write_csv
+from tglc_zoo.profiling.report import plot, write_csv
 
 
 def main() -> int:
@@ -40,7 +40,12 @@ def main() -> int:
         data["config"]["auto_rows"] = "re-derived from the committed impl table by scripts/bench_md.py"
         if args.rewrite:
             args.result.write_text(json.dumps(data, indent=1, default=str) + "\n")
-            write_csv(args.result.with_suffix(".csv"), rows)
+            if rows:
+                write_csv(args.result.with_suffix(".csv"), rows)
+            m = data["machine"]
+            plot(args.result.with_suffix(".png"), [r for r in rows if r["dtype"] == dtypes[0]], data["models"],
+                 f"{m.get('gpu_name') or m['cpu_model']} · torch {m['torch_version']} · "
+                 f"load {m['load_average_start']} → {m.get('load_average_end')} · auto rows re-derived")
     print(f"goals: `{json.dumps(data.get('goals'), default=str)}`\n")
     print(f"machine: `{json.dumps(data['machine'])}`\n")
     print(f"command: `{data['config'].get('command')}`\n")

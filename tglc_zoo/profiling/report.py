@@ -47,15 +47,28 @@ def write_json(path: Path, machine: dict[str, Any], config: dict[str, Any], laye
 
 
 def plot(path: Path, layer_rows: Sequence[dict[str, Any]], model_rows: Sequence[dict[str, Any]], title: str) -> None:
-    """Left: GC-2L time ratio to GC against its FLOP ratio (every layer row, one marker per impl).
-    Right: model training throughput relative to SC against the FLOP reduction."""
+    """Layers (if any): GC-2L time ratio to GC against its FLOP ratio, every row, one marker per impl.
+    Models (if any): training throughput relative to SC against the FLOP reduction."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-    ax = axes[0]
-    markers = {"gc2l:auto": "o", "gc2l:split": "x", "gc2l:addmm": "^", "gc2l:fused": "s", "gc2l:dense": "d"}
+    panels = [p for p, rows in (("layers", layer_rows), ("models", model_rows)) if rows] or ["layers"]
+    fig, axes_ = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.5), squeeze=False)
+    axes = dict(zip(panels, axes_[0]))
+    ax = axes.get("layers")
+    if ax is not None:
+        _plot_layers(ax, layer_rows)
+    if "models" in axes:
+        _plot_models(axes["models"], model_rows)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_layers(ax: Any, layer_rows: Sequence[dict[str, Any]]) -> None:
+    markers = {"gc2l:split": "x", "gc2l:addmm": "^", "gc2l:fused": "s", "gc2l:dense": "d", "gc2l:auto": "o"}
     for conv, marker in markers.items():
         pts = [(r["flops/gc"], r["t/gc"]) for r in layer_rows if r["conv"] == conv and r.get("t/gc")]
         if pts:
@@ -68,11 +81,14 @@ def plot(path: Path, layer_rows: Sequence[dict[str, Any]], model_rows: Sequence[
         ax.plot([lo, hi], [1.25 * lo, 1.25 * hi], "k--", lw=0.8, label="goal: 1.25 × FLOPs")
     ax.set_xlabel("FLOPs(GC-2L) / FLOPs(GC)")
     ax.set_ylabel("t(GC-2L) / t(GC)")
+    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_title("layers")
+    ax.set_title("layers (every row)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
-    ax = axes[1]
+
+
+def _plot_models(ax: Any, model_rows: Sequence[dict[str, Any]]) -> None:
     train = [r for r in model_rows if r["task"] == "train" and r.get("speedup/sc")]
     for r in train:
         ax.scatter(r["flops_sc/flops"], r["speedup/sc"], label=None)
@@ -85,7 +101,3 @@ def plot(path: Path, layer_rows: Sequence[dict[str, Any]], model_rows: Sequence[
     ax.set_xlabel("FLOPs(SC) / FLOPs(model)")
     ax.set_ylabel("train throughput / SC's")
     ax.set_title("models (training)")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
