@@ -74,3 +74,19 @@ def test_corrupt_metadata_config_is_named(tmp_path, tensors):
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="no weights file"):
         load_weights(tmp_path / "nope.safetensors")
+
+
+def test_saved_weights_are_readable_by_others(tmp_path):
+    import os
+
+    import torch
+
+    from tglc_zoo.hub.safetensors_io import save_weights
+
+    path = tmp_path / "w.safetensors"
+    old = os.umask(0o022)
+    try:
+        save_weights(path, {"a": torch.zeros(2)})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -43,6 +43,10 @@ def save_weights(path: str | Path, state_dict: Mapping[str, torch.Tensor],
     if config is not None:
         metadata[METADATA_KEY] = config_to_json(config)
     save_file(tensors, os.fspath(path), metadata=metadata)
+    # safetensors creates the file owner-only (0600); published weights are meant to be readable
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _check_header(path: Path) -> dict[str, Any]:
