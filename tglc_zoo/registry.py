@@ -129,6 +129,9 @@ def _create(variant: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
         kwargs.pop(bad, None)
     if isinstance(pretrained, str) and f"{variant}.{pretrained}" in pretrained_tags():
         pretrained, pretrained_cfg = True, pretrained  # a tag of this model
+    if not pretrained and pretrained_cfg is None:
+        # an untrained model describes its architecture's data, not the default tag's (e.g. CIFAR, not .fmnist)
+        pretrained_cfg = _default_cfg(v)
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg, pretrained_cfg_overlay=overlay).to_dict()
     checkpoint = None
     if pretrained:

@@ -138,3 +138,11 @@ def test_in_chans_and_drop_rate():
 def test_bad_input(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         tglc_zoo.create_model(name, **kwargs)
+
+
+def test_untrained_model_describes_its_architecture_not_a_pretrained_tag():
+    # even when a tag with weights exists (it becomes timm's default tag), a fresh model keeps its own data cfg
+    model = tglc_zoo.create_model("wrn16_2")
+    assert model.pretrained_cfg.get("tag") is None and "file" not in {k for k, v in model.pretrained_cfg.items() if v}
+    assert tuple(model.pretrained_cfg["input_size"]) == (3, 32, 32)
+    assert tuple(model.pretrained_cfg["mean"]) == (0.4914, 0.4822, 0.4465)
