@@ -38,7 +38,7 @@ def test_aggregate_table_and_verdict():
     assert agg["gc"]["16"]["err_std"] == pytest.approx(2 ** 0.5)
     assert agg["gc2l"]["4"]["err_std"] == 0.0
     table = markdown_table(agg, (4, 16))
-    assert "| GC | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC (N = 1) | 8.10 ± 0.14" in table
+    assert "| GC | — | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC | 8.10 ± 0.14" in table
     verdict = " ".join(claim_verdict(agg))
     assert "lower mean test error than GC at N = [4, 16]" in verdict
     assert "beats Shuffle at N = none" in verdict

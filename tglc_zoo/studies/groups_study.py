@@ -163,15 +163,14 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, An
 
 def markdown_table(agg: dict[str, dict[str, dict[str, Any]]], groups: tuple[int, ...]) -> str:
     """Paper-style table: test error (%) mean ± std (seeds) and parameters, one row per conv type."""
-    head = "| conv | " + " | ".join(f"N = {n}" for n in groups) + " |"
-    lines = [head, "|" + "---|" * (len(groups) + 1)]
+    lines = ["| conv | N = 1 | " + " | ".join(f"N = {n}" for n in groups) + " |", "|---|---|" + "---|" * len(groups)]
     sc = agg.get("sc", {}).get("1")
     if sc:
-        lines.append(f"| SC (N = 1) | {_cell(sc)} |" + " |" * (len(groups) - 1))
+        lines.append(f"| SC | {_cell(sc)} |" + " — |" * len(groups))
     for conv_type in ("gc", "gc2l", "shuffle", "flgc"):
         if conv_type in agg:
             cells = [_cell(agg[conv_type][str(n)]) if str(n) in agg[conv_type] else "—" for n in groups]
-            lines.append(f"| {CONV_LABELS[conv_type]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {CONV_LABELS[conv_type]} | — | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
