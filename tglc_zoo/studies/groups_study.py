@@ -219,6 +219,9 @@ def plot_training_loss(results: list[dict[str, Any]], groups: int, path: Path, t
             continue
         label = CONV_LABELS[r["conv_type"]] + ("" if r["conv_type"] == "sc" else f" (N = {groups})")
         ax.plot(range(1, len(r["train_loss"]) + 1), r["train_loss"], marker="o", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
