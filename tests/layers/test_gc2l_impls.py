@@ -9,23 +9,9 @@ from tglc_zoo.layers import TwoLevelGroupConv2d
 from tglc_zoo.layers import gc2l_impl
 from tglc_zoo.layers.gc2l_impl import KERNEL_IMPLS, ShapeKey, choose_impl, load_table
 
+from gc2l_reference import block_diagonal, reference
 
 
-def _block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:
-    out_c, in_g = weight.shape[:2]
-    dense = weight.new_zeros(out_c, in_g * groups, *weight.shape[2:])
-    og = out_c // groups
-    for k in range(groups):
-        dense[k * og:(k + 1) * og, k * in_g:(k + 1) * in_g] = weight[k * og:(k + 1) * og]
-    return dense
-
-
-def reference(layer: TwoLevelGroupConv2d, x: torch.Tensor) -> torch.Tensor:
-    """``Agp x + R̄0ᵀ (R0 x)`` with Agp and R0 as dense block-diagonal convs."""
-    local = F.conv2d(x, _block_diagonal(layer.conv.weight, layer.groups), layer.conv.bias, layer.stride,
-                     layer.padding)
-    reps = F.conv2d(x, _block_diagonal(layer.restrict.weight, layer.groups), None, layer.stride, layer.padding)
-    return local + F.conv2d(reps, layer.coarse.weight)
 
 CASES = [  # n, m, N, kernel, stride
     (8, 8, 2, 3, 1), (8, 16, 4, 3, 2), (12, 6, 3, 1, 1), (16, 32, 16, 3, 1), (6, 12, 1, 3, 2), (16, 8, 8, 1, 2),

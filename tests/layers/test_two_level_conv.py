@@ -5,25 +5,7 @@ import torch.nn.functional as F
 
 from tglc_zoo.layers import TwoLevelGroupConv2d, create_conv
 
-
-def block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:
-    """Dense (out, in, d, d) weight of a grouped conv: zero outside the diagonal blocks."""
-    out_c, in_g = weight.shape[:2]
-    dense = weight.new_zeros(out_c, in_g * groups, *weight.shape[2:])
-    og = out_c // groups
-    for k in range(groups):
-        dense[k * og:(k + 1) * og, k * in_g:(k + 1) * in_g] = weight[k * og:(k + 1) * og]
-    return dense
-
-
-def reference(layer: TwoLevelGroupConv2d, x: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal dense conv + R̄0ᵀ applied to R0 x, built from the formula."""
-    n_g = layer.groups
-    a_gp = block_diagonal(layer.conv.weight, n_g)
-    r0 = block_diagonal(layer.restrict.weight, n_g)
-    local = F.conv2d(x, a_gp, layer.conv.bias, layer.stride, layer.padding)
-    coarse = F.conv2d(F.conv2d(x, r0, None, layer.stride, layer.padding), layer.coarse.weight)
-    return local + coarse
+from gc2l_reference import block_diagonal, reference
 
 
 CASES = [  # n, m, N, kernel, stride
