@@ -20,6 +20,8 @@ _CONV_LAYERS: dict[str, Callable[..., nn.Module]] = {
     "flgc": FLGCConv2d,
 }
 CONV_TYPES: tuple[str, ...] = tuple(_CONV_LAYERS)
+# how the paper writes each type (table headings, plots)
+CONV_LABELS: dict[str, str] = {"sc": "SC", "gc": "GC", "gc2l": "GC-2L", "shuffle": "Shuffle", "flgc": "FLGC"}
 
 
 def check_conv_type(conv_type: str) -> str:

@@ -6,11 +6,11 @@ from typing import Iterator
 
 import torch
 
-from ..layers import deploy
+from ..layers import CONV_LABELS, deploy
 from ..registry import create_model
 from . import paper_tables
 
-_CONV_TYPES = {"SC": "sc", "GC": "gc", "GC-2L": "gc2l", "Shuffle": "shuffle", "FLGC": "flgc"}
+_CONV_TYPES = {label: conv_type for conv_type, label in CONV_LABELS.items()}
 
 
 @dataclass(frozen=True)

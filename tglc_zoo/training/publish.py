@@ -85,25 +85,12 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
     row = next(r for r in ckpt["history"] if r["epoch"] == ckpt["epoch"])
     metrics = {"top1": round(100.0 * row["test_acc"], 4), "top1_err": round(100.0 * row["test_err"], 4),
                "loss": round(float(row["test_loss"]), 6)}
-    save = getattr(tglc_zoo, "save_pretrained", None)
-    if save is None:
-        raise ImportError("tglc_zoo.save_pretrained is not available (the checkpoint-format module is missing)")
     with torch.no_grad():
-        out = save(model, directory, metrics=metrics, dataset=info.name, recipe=describe_run(ckpt))
-    out_path = Path(out) if isinstance(out, (str, os.PathLike)) else Path(directory)
+        out_path = tglc_zoo.save_pretrained(model, directory, metrics=metrics, dataset=info.name,
+                                            recipe=describe_run(ckpt))
     if log:
         log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) -> {out_path}")
     if push_to_hub:
-        push = getattr(tglc_zoo, "push_to_hub", None)
-        if push is None:
-            raise ImportError("tglc_zoo.push_to_hub is not available")
-        push(out_path, push_to_hub) if _takes_folder(push) else push(model, push_to_hub, metrics=metrics,
-                                                                     dataset=info.name, recipe=describe_run(ckpt))
+        tglc_zoo.push_to_hub(out_path, push_to_hub)  # the folder just written, card included
     return out_path
 
-
-def _takes_folder(fn: Callable[..., Any]) -> bool:
-    import inspect
-
-    params = list(inspect.signature(fn).parameters)
-    return bool(params) and params[0] in ("folder", "directory", "path", "local_dir")
