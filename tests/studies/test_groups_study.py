@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tglc_zoo.studies.groups_study import StudyConfig, aggregate, claim_verdict, markdown_table
+from tglc_zoo.studies.groups_study import (StudyConfig, aggregate, claim_checks, claim_verdict, markdown_table,
+                                          seed_noise)
 
 ROOT = Path(__file__).parents[2]
 
@@ -40,9 +41,43 @@ def test_aggregate_table_and_verdict():
     table = markdown_table(agg, (4, 16))
     assert "| GC | — | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC | 8.10 ± 0.14" in table
     verdict = " ".join(claim_verdict(agg))
-    assert "lower mean test error than GC at N = [4, 16]" in verdict
-    assert "beats Shuffle at N = none" in verdict
+    assert "lower mean at N = [4, 16] of [4, 16]" in verdict
     assert "grows monotonically" in verdict
+    # FLGC was not run at N = 16, so the large-N comparison cannot be made
+    assert "GC-2L beats Shuffle and FLGC at large N: not measured" in verdict
+
+
+def _grid(gc, gc2l, shuffle, flgc, sc=(8.0, 8.2), groups=(4, 16)):
+    recs = [_record("sc", 1, s, e) for s, e in enumerate(sc)]
+    for conv, errs in (("gc", gc), ("gc2l", gc2l), ("shuffle", shuffle), ("flgc", flgc)):
+        for n, e in zip(groups, errs):
+            recs += [_record(conv, n, 0, e - 0.1), _record(conv, n, 1, e + 0.1)]
+    return aggregate(recs)
+
+
+def test_verdict_supports_claim_when_numbers_do():
+    agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
+    assert seed_noise(agg) == pytest.approx(0.1 * 2 ** 0.5)
+    assert all(c["holds"] for c in claim_checks(agg))
+    assert claim_verdict(agg)[0].startswith("Verdict: our numbers support the paper's claim")
+
+
+def test_verdict_says_when_numbers_contradict_claim():
+    # GC does not degrade with N, GC-2L is worse than GC, SC and the baselines everywhere
+    agg = _grid(gc=(9.0, 9.0), gc2l=(10.0, 12.0), shuffle=(9.0, 9.0), flgc=(9.0, 9.0))
+    assert not any(c["holds"] for c in claim_checks(agg))
+    assert claim_verdict(agg)[0].startswith("Verdict: our numbers do not support the paper's claim")
+
+
+def test_verdict_partial_names_the_failing_part():
+    # everything as claimed, except that FLGC beats GC-2L at N = 16
+    agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 8.0))
+    first = claim_verdict(agg)[0]
+    assert first.startswith("Verdict: our numbers partly support the paper's claim")
+    assert "does not hold: GC-2L beats Shuffle and FLGC at large N" in first
+    # a rise of GC's error within the seed noise does not count as a climb
+    flat = _grid(gc=(9.0, 9.1), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
+    assert not claim_checks(flat)[0]["holds"]
 
 
 @pytest.mark.slow

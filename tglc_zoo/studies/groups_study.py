@@ -242,35 +242,117 @@ def _save_fig(fig: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def seed_noise(agg: dict[str, dict[str, dict[str, Any]]]) -> float | None:
+    """Pooled seed-to-seed standard deviation (points) over the cells run with several seeds; None if none."""
+    variances = [c["err_std"] ** 2 for t in agg.values() for c in t.values() if len(c["errs"]) > 1]
+    return statistics.fmean(variances) ** 0.5 if variances else None
+
+
+def claim_checks(agg: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The paper's claim split into its four parts, each checked against the numbers.
+
+    A difference counts as real only when it exceeds twice the pooled seed standard deviation
+    (``margin``). Each check is ``{"claim", "holds", "detail"}``; ``holds`` is None when the cells it
+    needs have not been trained.
+    """
+    noise = seed_noise(agg)
+    margin = 2.0 * noise if noise is not None else 0.0
+    gc, gc2l = agg.get("gc", {}), agg.get("gc2l", {})
+    common = sorted(int(n) for n in gc if n in gc2l)
+
+    def err(conv_type: str, n: int) -> float:
+        return agg[conv_type][str(n)]["err_mean"]
+
+    checks: list[dict[str, Any]] = []
+    # 1. GC's error climbs as N grows
+    ns = sorted(int(n) for n in gc)
+    if len(ns) > 1:
+        rise = err("gc", ns[-1]) - err("gc", ns[0])
+        checks.append(dict(claim="GC's error climbs as N grows", holds=rise > margin,
+                           detail=f"GC N={ns[0]} → N={ns[-1]}: {rise:+.2f} points"))
+    else:
+        checks.append(dict(claim="GC's error climbs as N grows", holds=None, detail="needs two N"))
+    # 2. GC-2L stays close to SC (within the noise margin at the largest N it was run at)
+    if "sc" in agg and common:
+        n = common[-1]
+        gap, gc_gap = err("gc2l", n) - agg["sc"]["1"]["err_mean"], err("gc", n) - agg["sc"]["1"]["err_mean"]
+        checks.append(dict(claim="GC-2L stays close to SC", holds=gap <= max(margin, 0.5 * gc_gap),
+                           detail=f"gap to SC at N={n}: GC-2L {gap:+.2f}, GC {gc_gap:+.2f} points"))
+    else:
+        checks.append(dict(claim="GC-2L stays close to SC", holds=None, detail="needs SC and a GC/GC-2L pair"))
+    # 3. GC-2L beats GC at every N
+    if common:
+        wins = [n for n in common if err("gc2l", n) < err("gc", n)]
+        clear = [n for n in common if err("gc", n) - err("gc2l", n) > margin]
+        detail = f"lower mean at N = {wins or 'none'} of {common}"
+        if noise is not None:
+            detail += f"; by more than {margin:.2f} points at N = {clear or 'none'}"
+        checks.append(dict(claim="GC-2L beats GC at every N", holds=len(wins) == len(common), detail=detail))
+    else:
+        checks.append(dict(claim="GC-2L beats GC at every N", holds=None, detail="needs a GC/GC-2L pair"))
+    # 4. GC-2L beats Shuffle and FLGC at large N
+    large = [n for n in common if n >= 8 and all(str(n) in agg.get(o, {}) for o in ("shuffle", "flgc"))]
+    if large:
+        lost = [f"{CONV_LABELS[o]} N={n} ({err(o, n):.2f} vs {err('gc2l', n):.2f})"
+                for n in large for o in ("shuffle", "flgc") if err("gc2l", n) >= err(o, n)]
+        checks.append(dict(claim="GC-2L beats Shuffle and FLGC at large N", holds=not lost,
+                           detail=f"N = {large}; " + (f"GC-2L not lower vs {', '.join(lost)}" if lost
+                                                      else "GC-2L lower everywhere")))
+    else:
+        checks.append(dict(claim="GC-2L beats Shuffle and FLGC at large N", holds=None,
+                           detail="needs GC-2L, Shuffle and FLGC at N ≥ 8"))
+    return checks
+
+
+def overall_verdict(checks: list[dict[str, Any]]) -> str:
+    """One plain sentence: do the numbers support the claim, in full, in part, or not at all?"""
+    done = [c for c in checks if c["holds"] is not None]
+    held = [c["claim"] for c in done if c["holds"]]
+    failed = [c["claim"] for c in done if not c["holds"]]
+    missing = [c["claim"] for c in checks if c["holds"] is None]
+    if not done:
+        return "Verdict: not enough runs to test the paper's claim yet."
+    if not failed:
+        word = "support" if not missing else "so far support"
+    else:
+        word = "do not support" if not held else "partly support"
+    parts = [f"Verdict: our numbers {word} the paper's claim"]
+    if held:
+        parts.append(f"holds: {'; '.join(held)}")
+    if failed:
+        parts.append(f"does not hold: {'; '.join(failed)}")
+    if missing:
+        parts.append(f"not yet measured: {'; '.join(missing)}")
+    return " — ".join(parts[:1]) + (" (" + ". ".join(parts[1:]) + ")." if parts[1:] else ".")
+
+
 def claim_verdict(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """Plain statements of what the numbers say about the paper's claim (computed, not written by hand)."""
-    out: list[str] = []
     gc, gc2l = agg.get("gc", {}), agg.get("gc2l", {})
     common = sorted((int(n) for n in gc if n in gc2l))
     if not common:
         return ["No GC/GC-2L pair has finished yet: nothing to conclude."]
-    wins = [n for n in common if gc2l[str(n)]["err_mean"] < gc[str(n)]["err_mean"]]
-    out.append(f"GC-2L has lower mean test error than GC at N = {wins or 'none'} of {common}.")
+    checks = claim_checks(agg)
+    out = [overall_verdict(checks)]
+    for c in checks:
+        mark = {True: "holds", False: "does not hold", None: "not measured"}[c["holds"]]
+        out.append(f"{c['claim']}: {mark} ({c['detail']}).")
     if "sc" in agg:
         sc = agg["sc"]["1"]["err_mean"]
         gaps = ", ".join(f"N={n}: GC {gc[str(n)]['err_mean'] - sc:+.2f}, GC-2L {gc2l[str(n)]['err_mean'] - sc:+.2f}"
                          for n in common)
         out.append(f"Error gap to SC ({sc:.2f}%) in points: {gaps}.")
-    for other in ("shuffle", "flgc"):
-        if other in agg:
-            large = [n for n in common if n >= 8 and str(n) in agg[other]]
-            beats = [n for n in large if gc2l[str(n)]["err_mean"] < agg[other][str(n)]["err_mean"]]
-            if large:
-                out.append(f"At large N ({large}) GC-2L beats {CONV_LABELS[other]} at N = {beats or 'none'}.")
     # does the GC - GC-2L gap grow with N?
     gaps = [gc[str(n)]["err_mean"] - gc2l[str(n)]["err_mean"] for n in common]
     if len(gaps) > 1:
         grows = all(b >= a for a, b in zip(gaps, gaps[1:]))
         out.append(f"GC's excess error over GC-2L by N: {', '.join(f'{g:+.2f}' for g in gaps)} "
                    f"({'grows monotonically' if grows else 'not monotone'} with N).")
-    stds = [c["err_std"] for t in agg.values() for c in t.values() if len(c["errs"]) > 1]
-    if stds:
-        out.append(f"Seed-to-seed standard deviation where measured: {min(stds):.2f}–{max(stds):.2f} points; "
-                   "differences smaller than that are not significant.")
+    noise = seed_noise(agg)
+    if noise is not None:
+        stds = [c["err_std"] for t in agg.values() for c in t.values() if len(c["errs"]) > 1]
+        out.append(f"Seed-to-seed standard deviation where measured: {min(stds):.2f}–{max(stds):.2f} points "
+                   f"(pooled {noise:.2f}); a difference counts as real above {2 * noise:.2f} points.")
+    else:
+        out.append("No cell has two seeds yet, so the noise level is unknown and no difference is tested against it.")
     return out
-
