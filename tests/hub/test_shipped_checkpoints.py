@@ -57,3 +57,20 @@ def test_shipped_checkpoint_reproduces_its_top1(tag, fmnist_test):
     claimed = tglc_zoo.pretrained_metrics(tag)["top1"]
     assert abs(top1 - claimed) <= 0.1, f"{tag}: measured {top1:.2f}%, manifest says {claimed:.2f}%"
     assert np.isfinite(top1)
+
+
+def test_sc_and_every_conv_type_ships_at_n4_and_n8():
+    expected = {"wrn16_2.fmnist"} | {f"wrn16_2_{c}_n{n}.fmnist" for c in ("gc", "gc2l", "shuffle", "flgc") for n in (4, 8)}
+    assert expected <= set(FMNIST_TAGS), f"missing: {sorted(expected - set(FMNIST_TAGS))}"
+
+
+def test_torch_hub_local_clone_loads_shipped_weights_offline(monkeypatch):
+    """``torch.hub.load(<clone>, "<arch>_gc2l_n4", source="local", pretrained=True)`` works with no network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tag = "wrn16_2_gc2l_n4.fmnist"
+    name = tag.split(".")[0]
+    model = torch.hub.load(str(ROOT), name, source="local", pretrained=True)
+    assert model.pretrained_cfg["tag"] == tag.split(".", 1)[1]
+    reference = tglc_zoo.create_model(tag, pretrained=True)
+    for (key, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), key
