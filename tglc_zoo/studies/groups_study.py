@@ -286,7 +286,9 @@ def claim_checks(agg: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, An
         clear = [n for n in common if err("gc", n) - err("gc2l", n) > margin]
         detail = f"lower mean at N = {wins or 'none'} of {common}"
         if noise is not None:
-            detail += f"; by more than {margin:.2f} points at N = {clear or 'none'}"
+            worse = [n for n in common if err("gc2l", n) - err("gc", n) > margin]
+            detail += (f"; lower by more than {margin:.2f} points at N = {clear or 'none'}, "
+                       f"higher by more than that at N = {worse or 'none'}")
         checks.append(dict(claim="GC-2L beats GC at every N", holds=len(wins) == len(common), detail=detail))
     else:
         checks.append(dict(claim="GC-2L beats GC at every N", holds=None, detail="needs a GC/GC-2L pair"))
