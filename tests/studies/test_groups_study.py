@@ -87,7 +87,7 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out, docs, card = tmp_path / "study", tmp_path / "docs", tmp_path / "CARD.md"
-    card.write_text("# card\n<!-- fmnist-study:begin -->\nold\n<!-- fmnist-study:end -->\ntail\n")
+    card.write_text("# card\n<!-- fmnist-study:begin -->\nSTALE-SECTION\n<!-- fmnist-study:end -->\ntail\n")
     common = ["--out", str(out), "--docs", str(docs), "--dataset", "digits", "--epochs", "1", "--lr-milestones",
               "--train-subset", "256", "--groups", "2", "--extra-seeds", "--no-progress", "--model-card", str(card),
               "--threads", "1"]
@@ -105,7 +105,7 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
         assert 0 <= r["test_err"] <= 100 and r["params"] > 0
     assert (docs / "error_vs_groups.png").stat().st_size > 0 and (docs / "training_loss.png").stat().st_size > 0
     text = card.read_text()
-    assert "old" not in text and "3/5 runs finished" in text and "| GC |" in text and text.endswith("tail\n")
+    assert "STALE-SECTION" not in text and "3/5 runs finished" in text and "| GC |" in text and text.endswith("tail\n")
     # shipping publishes the best run per cell into <repo>/hub and records it in the manifest
     repo = tmp_path / "repo"
     manifest = tmp_path / "manifest.json"
