@@ -1,11 +1,10 @@
 """GC-2L is its definition: A2L = R̄0ᵀ R0 + Agp (eq. 3.5)."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tglc_zoo.layers import TwoLevelGroupConv2d, create_conv
 
-from gc2l_reference import block_diagonal, reference
+from gc2l_reference import reference
 
 
 CASES = [  # n, m, N, kernel, stride

@@ -47,7 +47,6 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
 def setup_distributed(device: str = "auto", backend: str | None = None) -> DistContext:
     """Join the process group described by torchrun's environment (``WORLD_SIZE`` > 1), else run alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     if world <= 1:
