@@ -15,6 +15,7 @@ makes a run "finished"), results.json, results.md, error_vs_groups.png, training
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 
 from tglc_zoo.studies.markdown import replace_section
-from tglc_zoo.studies.groups_study import (StudyConfig, aggregate, claim_verdict, finished_results,
+from tglc_zoo.studies.groups_study import (PRESETS, StudyConfig, aggregate, claim_verdict, finished_results,
                                            markdown_table, plot_error_vs_groups, plot_training_loss, record_path,
                                            run_one)
 
@@ -36,11 +37,21 @@ from tglc_zoo.studies.groups_study import (StudyConfig, aggregate, claim_verdict
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+DEFAULT_DIRS = {"full": ("runs/fmnist_study_full", "docs/fmnist_study_full"),
+                "short": ("runs/fmnist_study", "docs/fmnist_study")}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    d = StudyConfig()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    preset = pre.parse_known_args(argv)[0].preset
+    d = PRESETS[preset]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/fmnist_study", help="study folder (runs and logs)")
-    p.add_argument("--docs", default="docs/fmnist_study", help="where the report goes")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="full",
+                   help="the study's grid and recipe: 'full' (60k images, 8 epochs, 3 seeds at N = 8, 16) or "
+                        "'short' (the first study: 20k images, 5 epochs); options below override it")
+    p.add_argument("--out", default=DEFAULT_DIRS[preset][0], help="study folder (runs and logs)")
+    p.add_argument("--docs", default=DEFAULT_DIRS[preset][1], help="where the report goes")
     p.add_argument("--arch", default=d.arch)
     p.add_argument("--dataset", default=d.dataset, help="fmnist (the study); digits for a quick smoke run")
     p.add_argument("--data-dir", default=None)
@@ -52,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--extra-seeds", type=int, nargs="*", default=list(d.extra_seeds))
     p.add_argument("--device", default=d.device)
     p.add_argument("--amp", default=None, choices=["bf16", "fp16"])
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-runs", type=int, default=None, help="train at most this many unfinished runs")
     p.add_argument("--report-only", action="store_true")
@@ -60,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ship", action="store_true",
                    help="publish the best run of SC and of each conv type at --ship-groups to hub/<model>.<tag> "
                         "and the package's weights manifest, as runs finish")
-    p.add_argument("--ship-groups", type=int, nargs="*", default=[4, 8])
+    p.add_argument("--ship-groups", type=int, nargs="*", default=[8, 16] if preset == "full" else [4, 8])
     p.add_argument("--tag", default="fmnist", help="pretrained tag of shipped checkpoints")
     p.add_argument("--repo-root", type=Path, default=REPO_ROOT, help="shipped folders go to REPO_ROOT/hub/")
     p.add_argument("--manifest", type=Path, default=None, help="weights manifest to update (default: the package's)")
@@ -70,10 +81,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def study_config(args: argparse.Namespace) -> StudyConfig:
-    return StudyConfig(arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                       lr_milestones=tuple(args.lr_milestones), train_subset=args.train_subset or None,
-                       groups=tuple(args.groups), seeds=tuple(args.seeds), extra_seeds=tuple(args.extra_seeds),
-                       device=args.device, amp=args.amp, channels_last=args.channels_last)
+    return dataclasses.replace(
+        PRESETS[args.preset], arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
+        lr_milestones=tuple(args.lr_milestones), train_subset=args.train_subset or None, groups=tuple(args.groups),
+        seeds=tuple(args.seeds), extra_seeds=tuple(args.extra_seeds), device=args.device, amp=args.amp,
+        channels_last=args.channels_last)
 
 
 def check_same_config(docs: Path, cfg: StudyConfig) -> None:
@@ -175,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             for spec in bar:
                 bar.set_postfix_str(spec.run_id)
                 rec = run_one(spec, cfg, study_dir, docs / "runs", progress=not args.no_progress, log=log)
-                log(f"[study] {spec.run_id}: test error {rec['test_err']:.2f}% in {rec['train_time_s']:.0f}s")
+                log(f"[study] {spec.run_id}: test error {100 * rec['test_err']:.2f}% in {rec['train_time_s']:.0f}s")
                 if args.ship:
                     ship_finished(args, cfg, study_dir, docs, log)
     if args.ship:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).parents[2]
 
 
 def _record(conv_type, n, seed, err):
-    return dict(conv_type=conv_type, groups=n, seed=seed, test_err=err, params=1000 * n, train_time_s=1.0,
+    return dict(conv_type=conv_type, groups=n, seed=seed, test_err=err / 100, params=1000 * n, train_time_s=1.0,
                 train_loss=[1.0, 0.5], hardware="cpu")
 
 
@@ -88,7 +88,7 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     spec.loader.exec_module(mod)
     out, docs, card = tmp_path / "study", tmp_path / "docs", tmp_path / "CARD.md"
     card.write_text("# card\n<!-- fmnist-study:begin -->\nSTALE-SECTION\n<!-- fmnist-study:end -->\ntail\n")
-    common = ["--out", str(out), "--docs", str(docs), "--dataset", "digits", "--epochs", "1", "--lr-milestones",
+    common = ["--preset", "short", "--out", str(out), "--docs", str(docs), "--dataset", "digits", "--epochs", "1", "--lr-milestones",
               "--train-subset", "256", "--groups", "2", "--extra-seeds", "--no-progress", "--model-card", str(card),
               "--threads", "1"]
     assert mod.main(common + ["--max-runs", "2"]) == 0
@@ -102,7 +102,7 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     assert final["finished_runs"] == 3
     assert {r["model"] for r in final["runs"]} == {"wrn16_2", "wrn16_2_gc_n2", "wrn16_2_gc2l_n2"}
     for r in final["runs"]:
-        assert 0 <= r["test_err"] <= 100 and r["params"] > 0
+        assert 0 <= r["test_err"] <= 1 and r["params"] > 0
     assert (docs / "error_vs_groups.png").stat().st_size > 0 and (docs / "training_loss.png").stat().st_size > 0
     text = card.read_text()
     assert "STALE-SECTION" not in text and "3/5 runs finished" in text and "| GC |" in text and text.endswith("tail\n")

@@ -68,7 +68,7 @@ def ship(records: list[dict[str, Any]], cells: set[tuple[str, int]], study_dir: 
             "file": str(folder.relative_to(repo_root)),
             "sha256": sha256_file(folder / WEIGHTS_NAME),
             "dataset": dataset,
-            "metrics": {"top1": round(100.0 * rec["test_acc"], 2), "top1_err": round(rec["test_err"], 2)},
+            "metrics": {"top1": round(100.0 * rec["test_acc"], 2), "top1_err": round(100.0 * rec["test_err"], 2)},
             "recipe": recipe,
             "run_id": rec["run_id"],
             "pretrained_cfg": {k: pcfg[k] for k in _CFG_KEYS if k in pcfg},

@@ -13,6 +13,7 @@ from ..data import DATASETS, DataNotFoundError
 from .checkpoint import CheckpointError
 from .config import AMP_CHOICES, TrainConfig
 from .recipes import RECIPES
+from .schedule import SCHEDULES
 from .trainer import PARALLEL_MODES, ModelDatasetMismatchError, RunExistsError, train
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weight-decay", type=float)
     r.add_argument("--lr-milestones", type=_int_list, help="epochs at which lr is multiplied by --lr-gamma, e.g. 60,120,160")
     r.add_argument("--lr-gamma", type=float)
+    r.add_argument("--schedule", choices=SCHEDULES, help="step (x lr-gamma at milestones) or cosine (to 0)")
+    r.add_argument("--warmup-epochs", type=float, help="linear warm-up over this many epochs")
+    r.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--grad-accum", type=int, default=1, help="split each per-process batch into this many micro-batches")
     o = p.add_argument_group("run")
@@ -116,7 +120,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         model=args.model or "", dataset=args.dataset or "", output=output, data_dir=args.data_dir,
         download=args.download, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, lr_milestones=args.lr_milestones,
-        lr_gamma=args.lr_gamma, conv_type=args.conv_type, groups=args.groups, drop_rate=args.drop_rate,
+        lr_gamma=args.lr_gamma, nesterov=args.nesterov, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs, conv_type=args.conv_type, groups=args.groups, drop_rate=args.drop_rate,
         model_kwargs=args.model_kwargs, pretrained=args.pretrained, resume=resume, publish=args.publish,
         publish_which=args.publish_which, push_to_hub=args.push_to_hub, seed=args.seed, device=args.device,
         amp=args.amp, channels_last=args.channels_last, compile=args.compile, workers=args.workers,

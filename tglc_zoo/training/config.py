@@ -7,6 +7,7 @@ from typing import Any
 
 from ..data import get_dataset_info
 from .recipes import Recipe, get_recipe
+from .schedule import SCHEDULES
 
 __all__ = ["TrainConfig", "AMP_CHOICES"]
 
@@ -35,6 +36,8 @@ class TrainConfig:
     lr_milestones: list[int] | None = None
     lr_gamma: float | None = None
     nesterov: bool | None = None
+    schedule: str | None = None
+    warmup_epochs: float | None = None
     conv_type: str | None = None
     groups: int | None = None
     drop_rate: float | None = None
@@ -65,6 +68,8 @@ class TrainConfig:
             get_dataset_info(self.dataset)
         if self.recipe is not None:
             get_recipe(self.recipe)
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; valid choices: {list(SCHEDULES)}")
         if self.amp is not None and self.amp not in AMP_CHOICES:
             raise ValueError(f"amp={self.amp!r}; valid choices: {list(AMP_CHOICES)} or None")
         if self.publish_which not in ("last", "best"):
@@ -83,7 +88,8 @@ class TrainConfig:
         base = get_recipe(self.recipe or get_dataset_info(self.dataset).default_recipe)
         return base.replace(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                             weight_decay=self.weight_decay, lr_milestones=self.lr_milestones,
-                            lr_gamma=self.lr_gamma, nesterov=self.nesterov)
+                            lr_gamma=self.lr_gamma, nesterov=self.nesterov,
+                            schedule=self.schedule, warmup_epochs=self.warmup_epochs)
 
     def model_overrides(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("conv_type", "groups", "drop_rate") if getattr(self, k) is not None}

@@ -17,8 +17,9 @@ __all__ = ["Recipe", "RECIPES", "get_recipe"]
 class Recipe:
     """Optimiser, schedule and augmentation of one training setup.
 
-    The learning rate is multiplied by ``lr_gamma`` at the start of each epoch in ``lr_milestones``
-    (0-based epoch counts, as ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per epoch).
+    ``schedule`` is ``"step"`` (the learning rate is multiplied by ``lr_gamma`` at the start of each
+    epoch in ``lr_milestones``, 0-based epoch counts) or ``"cosine"`` (half a cosine down to 0 over the
+    run), after ``warmup_epochs`` of linear warm-up; see :mod:`tglc_zoo.training.schedule`.
     """
 
     name: str
@@ -31,6 +32,8 @@ class Recipe:
     lr_milestones: tuple[int, ...]
     lr_gamma: float
     nesterov: bool = False
+    schedule: str = "step"
+    warmup_epochs: float = 0.0
     init: str = "He (Kaiming) initialization"
     augmentation: str = ""
     source: str = ""
@@ -76,6 +79,16 @@ RECIPES: dict[str, Recipe] = {
         lr_milestones=(15, 25), lr_gamma=0.1,
         augmentation="pad 2 pixels each side, random 28x28 crop, random horizontal flip",
         source="tglc_zoo (the paper's CIFAR optimiser on a schedule shortened for Fashion-MNIST)"),
+    # Ours, for the Fashion-MNIST study and the shipped weights: a short run on all 60k images that
+    # converges within a CPU budget. Eight epochs of cosine decay after one epoch of linear warm-up
+    # (the "one-cycle" shape): the warm-up lets a peak rate of 0.2 start safely from He init, and the
+    # cosine tail ends at lr 0, so the final epoch is the converged model without a hand-tuned drop.
+    # Nesterov momentum 0.9, weight decay 5e-4, batch 128, augmentation as "fmnist".
+    "fmnist8": Recipe(
+        name="fmnist8", optimizer="SGD", lr=0.2, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=8,
+        lr_milestones=(), lr_gamma=0.1, nesterov=True, schedule="cosine", warmup_epochs=1.0,
+        augmentation="pad 2 pixels each side, random 28x28 crop, random horizontal flip",
+        source="tglc_zoo (one-cycle-style cosine schedule for an 8-epoch Fashion-MNIST run)"),
 }
 
 

@@ -38,6 +38,7 @@ from .ddp import DistContext, all_reduce_sum, setup_distributed, teardown_distri
 from .metrics import TensorBoardLogger, atomic_write_text, plot_history, write_metrics
 from .recipes import Recipe
 from .sampler import GlobalBatchSampler, ShardSampler
+from .schedule import build_scheduler
 
 __all__ = ["ParallelMode", "PARALLEL_MODES", "register_parallel_mode", "RunResult", "train", "build_model",
            "hardware_description", "RunExistsError", "ModelDatasetMismatchError"]
@@ -232,20 +233,11 @@ class _Run:
             raise ValueError(f"recipe {r.name!r} asks for optimizer {r.optimizer!r}; only 'SGD' is implemented")
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=r.lr, momentum=r.momentum,
                                          weight_decay=r.weight_decay, nesterov=r.nesterov)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(r.lr_milestones), r.lr_gamma)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.amp]
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == "fp16")
         self.start_epoch, self.history = 0, []
         self.best_acc, self.best_epoch = -1.0, -1
-        if self.ckpt is not None:
-            self._load_state(self.ckpt)
         self.num_params = sum(p.numel() for p in self.model.parameters())
-        self.wrapped = self.mode.wrap(self.model, ctx)
-        if self.ckpt is not None and hasattr(self.wrapped, "localize_optimizer_state"):
-            self.wrapped.localize_optimizer_state(self.optimizer)  # state was loaded into the full model
-        self.net = self.wrapped
-        if cfg.compile:
-            self.net = torch.compile(self.net)
         self.shard = shard = self.mode.shard_data and ctx.distributed
         rank, world = (ctx.rank, ctx.world_size) if shard else (0, 1)
         self.local_batch = r.batch_size // world
@@ -254,6 +246,20 @@ class _Run:
                              f"{world} x {cfg.grad_accum}")
         self.batch_sampler = GlobalBatchSampler(len(self.train_ds), r.batch_size, seed=cfg.seed, rank=rank,
                                                 world_size=world)
+        self.steps_per_epoch = len(self.batch_sampler)
+        if cfg.limit_train_batches is not None:
+            self.steps_per_epoch = min(self.steps_per_epoch, cfg.limit_train_batches)
+        self.scheduler = build_scheduler(self.optimizer, steps_per_epoch=self.steps_per_epoch, epochs=r.epochs,
+                                         schedule=r.schedule, warmup_epochs=r.warmup_epochs,
+                                         lr_milestones=r.lr_milestones, lr_gamma=r.lr_gamma)
+        if self.ckpt is not None:
+            self._load_state(self.ckpt)
+        self.wrapped = self.mode.wrap(self.model, ctx)
+        if self.ckpt is not None and hasattr(self.wrapped, "localize_optimizer_state"):
+            self.wrapped.localize_optimizer_state(self.optimizer)  # state was loaded into the full model
+        self.net = self.wrapped
+        if cfg.compile:
+            self.net = torch.compile(self.net)
         pin = ctx.device.type == "cuda"
         self.train_loader = DataLoader(self.train_ds, batch_sampler=self.batch_sampler, num_workers=cfg.workers,
                                        pin_memory=pin)
@@ -307,9 +313,7 @@ class _Run:
         cfg = self.cfg
         self.net.train()
         self.batch_sampler.set_epoch(epoch)
-        steps = len(self.batch_sampler)
-        if cfg.limit_train_batches is not None:
-            steps = min(steps, cfg.limit_train_batches)
+        steps = self.steps_per_epoch
         lr = self.optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.ctx.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.ctx.device)
@@ -335,6 +339,7 @@ class _Run:
                                          "lower --lr or try --amp bf16 instead of fp16")
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self.scheduler.step()
             seen += len(y)
             if self._kill_at_step is not None and epoch * steps + step + 1 == self._kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)  # fault injection for tests (TGLC_TRAIN_KILL_AT_STEP)
@@ -418,7 +423,6 @@ class _Run:
             t0 = time.perf_counter()
             row: dict[str, Any] = {"epoch": epoch + 1}
             row.update(self.train_epoch(epoch))
-            self.scheduler.step()
             row.update(self.evaluate())
             row["epoch_time_s"] = time.perf_counter() - t0
             wall0 += row["epoch_time_s"]
