@@ -2,7 +2,7 @@
 
 ``pretrained`` may be ``True`` (the pretrained cfg's own source: a manifest tag, timm's
 ``local-dir:``/``hf-hub:`` prefixes, or ``pretrained_cfg_overlay=dict(file=...)``), a tag of the
-model, any :func:`tglc_zoo.hub.resolve_source` source, or an already resolved checkpoint.
+model, any :func:`tglc_zoo.checkpoint.resolve_source` source, or an already resolved checkpoint.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import torch
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from .hub import HF_PREFIX, ConfigError, ResolvedCheckpoint, read_state_dict, resolve_source
-from .hub.config import LOCATION_KEYS
+from .checkpoint import HF_PREFIX, ConfigError, ResolvedCheckpoint, read_state_dict, resolve_source
+from .checkpoint.config import LOCATION_KEYS
 from .models._adapt import LoadReport, load_pretrained_into
 from .weights import load_manifest
 

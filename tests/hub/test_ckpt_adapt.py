@@ -6,7 +6,7 @@ import torch
 
 import tglc_zoo
 from ckpt_helpers import grey, make_model
-from tglc_zoo.hub import ConfigError, make_config, render_model_card, write_checkpoint_folder
+from tglc_zoo.checkpoint import ConfigError, make_config, render_model_card, write_checkpoint_folder
 from tglc_zoo.models._adapt import StateDictMismatchError, adapt_stem_weight, load_pretrained_into
 
 NAME = "wrn16_2_gc2l_n2"

@@ -10,15 +10,15 @@ import pytest
 import torch
 
 import tglc_zoo
-from tglc_zoo.hub import (CheckpointError, read_state_dict, render_model_card, resolve_source,
+from tglc_zoo.checkpoint import (CheckpointError, read_state_dict, render_model_card, resolve_source,
                           write_checkpoint_folder)
-from tglc_zoo.hub.atomic import atomic_directory
+from tglc_zoo.util.atomic import atomic_directory
 
 # The child writes a new checkpoint over `target`; at the chosen moment it announces itself
 # on stdout and blocks, and the test kills it with SIGKILL.
 _CHILD = textwrap.dedent("""
     import os, shutil, sys, time, torch
-    from tglc_zoo.hub import write_checkpoint_folder, render_model_card
+    from tglc_zoo.checkpoint import write_checkpoint_folder, render_model_card
     target, stage, cfg = sys.argv[1], sys.argv[2], eval(sys.argv[3])
 
     def block(*args, **kwargs):
@@ -26,7 +26,7 @@ _CHILD = textwrap.dedent("""
         time.sleep(600)
 
     if stage == "writing":        # files are being written into the temporary folder
-        import tglc_zoo.hub.folder as f
+        import tglc_zoo.checkpoint.folder as f
         real = f.write_config
         f.write_config = lambda *a: (real(*a), block())
     elif stage == "swapped":      # new folder in place, old contents not yet deleted
@@ -102,7 +102,7 @@ def test_backup_of_a_writer_killed_between_renames_is_restored(tmp_path):
 
 
 def test_two_rename_fallback(tmp_path, monkeypatch):
-    import tglc_zoo.hub.atomic as atomic
+    import tglc_zoo.util.atomic as atomic
 
     monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # as on a platform without renameat2
     target = tmp_path / "ckpt"

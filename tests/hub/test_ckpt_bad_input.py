@@ -7,8 +7,9 @@ import torch
 
 import tglc_zoo
 from ckpt_helpers import make_model
-from tglc_zoo.hub import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, HashMismatchError,
-                          UnsafeCheckpointError, sha256_of)
+from tglc_zoo.checkpoint import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, HashMismatchError,
+                          UnsafeCheckpointError)
+from tglc_zoo.util.hashing import sha256_file
 
 NAME = "wrn16_2_gc_n2"
 
@@ -70,7 +71,7 @@ def test_legacy_tensor_checkpoint_loads(folder, tmp_path):
 
 def test_wrong_sha256_in_url_name(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    good = folder / f"w-{sha256_of(folder / 'model.safetensors')[:8]}.safetensors"
+    good = folder / f"w-{sha256_file(folder / 'model.safetensors')[:8]}.safetensors"
     bad = folder / "w-deadbeef.safetensors"
     shutil.copy(folder / "model.safetensors", good)
     shutil.copy(folder / "model.safetensors", bad)

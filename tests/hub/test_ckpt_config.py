@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tglc_zoo.hub import ConfigError, make_config, read_config, validate_config, write_config
+from tglc_zoo.checkpoint import ConfigError, make_config, read_config, validate_config, write_config
 
 
 def test_config_round_trip_keeps_tuples(tmp_path, cfg_dict):

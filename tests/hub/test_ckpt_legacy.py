@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from tglc_zoo.hub import CorruptCheckpointError, UnsafeCheckpointError, load_legacy_state_dict
+from tglc_zoo.checkpoint import CorruptCheckpointError, UnsafeCheckpointError, load_legacy_state_dict
 
 
 class _Payload:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 import tglc_zoo
 from ckpt_helpers import grey, make_model
-from tglc_zoo.hub import sha256_of
+from tglc_zoo.util.hashing import sha256_file
 
 REPO = Path(tglc_zoo.__file__).resolve().parents[1]
 TAG = "wrn16_2_gc2l_n2.unittest"
@@ -25,7 +25,7 @@ _CHILD = textwrap.dedent("""
     import json, sys, timm, torch
     from safetensors.torch import load_file
     import tglc_zoo
-    from tglc_zoo.hub import HashMismatchError
+    from tglc_zoo.checkpoint import HashMismatchError
     ref = load_file(sys.argv[1])
     x, y = ref["x"], ref["y"]
     out = {}
@@ -68,9 +68,9 @@ def manifest(tmp_path_factory):
     x = grey()
     with torch.no_grad():
         save_file({"x": x, "y": model(x)}, root / "ref.safetensors")
-    sha = sha256_of(root / "weights" / TAG / "model.safetensors")
+    sha = sha256_file(root / "weights" / TAG / "model.safetensors")
     common = dict(dataset="synthetic", recipe="made by the test", metrics={"top1": 33.3})
-    pcfg = {k: v for k, v in tglc_zoo.hub.read_config(root / "weights" / TAG / "config.json")["pretrained_cfg"]
+    pcfg = {k: v for k, v in tglc_zoo.checkpoint.read_config(root / "weights" / TAG / "config.json")["pretrained_cfg"]
             .items() if k != "architecture"}
     entries = {
         TAG: dict(common, file=f"weights/{TAG}", sha256=sha, pretrained_cfg=pcfg),

@@ -1,7 +1,7 @@
 import pytest
 from huggingface_hub import ModelCard
 
-from tglc_zoo.hub import render_model_card
+from tglc_zoo.checkpoint import render_model_card
 
 
 def test_front_matter_is_hub_yaml(cfg_dict):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tglc_zoo.hub import render_model_card, upload_checkpoint_folder, write_checkpoint_folder
+from tglc_zoo.checkpoint import render_model_card, upload_checkpoint_folder, write_checkpoint_folder
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def test_torch_hub_local(saved):
 def test_saved_folder_is_self_describing(saved):
     from huggingface_hub import ModelCard
 
-    from tglc_zoo.hub import read_config, read_metadata_config
+    from tglc_zoo.checkpoint import read_config, read_metadata_config
 
     name, folder, *_ = saved
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -90,7 +90,7 @@ def test_unknown_cfg_fields_are_not_written(tmp_path):
     model = make_model("wrn16_2")
     model.pretrained_cfg = {**model.pretrained_cfg, "my_note": "x", "label_names": ["a", "b", "c"]}
     folder = tglc_zoo.save_pretrained(model, tmp_path / "ck")
-    cfg = tglc_zoo.hub.read_config(folder / "config.json")
+    cfg = tglc_zoo.checkpoint.read_config(folder / "config.json")
     assert "my_note" not in cfg["pretrained_cfg"] and cfg["pretrained_cfg"]["label_names"] == ["a", "b", "c"]
     loaded = timm.create_model(f"local-dir:{folder}", pretrained=True)
     assert loaded.pretrained_cfg["label_names"] == ["a", "b", "c"]

@@ -4,9 +4,9 @@ import zipfile
 import pytest
 import torch
 
-from tglc_zoo.hub import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, load_weights,
+from tglc_zoo.checkpoint import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, load_weights,
                           read_metadata_config, save_weights)
-from tglc_zoo.hub.safetensors_io import METADATA_KEY
+from tglc_zoo.checkpoint.safetensors_io import METADATA_KEY
 
 
 def test_round_trip_with_config_in_metadata(tmp_path, tensors, cfg_dict):
@@ -81,7 +81,7 @@ def test_saved_weights_are_readable_by_others(tmp_path):
 
     import torch
 
-    from tglc_zoo.hub.safetensors_io import save_weights
+    from tglc_zoo.checkpoint.safetensors_io import save_weights
 
     path = tmp_path / "w.safetensors"
     old = os.umask(0o022)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import tglc_zoo
-from tglc_zoo.hub import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, HashMismatchError,
-                          read_state_dict, resolve_source, save_weights, sha256_of, write_config)
+from tglc_zoo.checkpoint import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, HashMismatchError,
+                          read_state_dict, resolve_source, save_weights, write_config)
+from tglc_zoo.util.hashing import sha256_file
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_legacy_folder(tmp_path, tensors, cfg_dict):
 
 
 def test_sha256_checked_for_local_files(folder):
-    digest = sha256_of(folder / "model.safetensors")
+    digest = sha256_file(folder / "model.safetensors")
     assert resolve_source(folder, sha256=digest).weights.name == "model.safetensors"
     with pytest.raises(HashMismatchError):
         resolve_source(folder, sha256="00" + digest[2:])
@@ -94,7 +95,7 @@ def test_hf_offline_env_in_a_fresh_process(folder, cfg_dict, hf_cache):
     """HF_HUB_OFFLINE and HF_HUB_CACHE as a user sets them, read by huggingface_hub at import."""
     hf_cache("org/ckpt", folder)
     code = textwrap.dedent("""
-        from tglc_zoo.hub import resolve_source, read_state_dict
+        from tglc_zoo.checkpoint import resolve_source, read_state_dict
         r = resolve_source("hf-hub:org/ckpt")
         print(r.config["architecture"], sorted(read_state_dict(r)))
     """)

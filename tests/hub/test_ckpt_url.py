@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from tglc_zoo.hub import (CheckpointNotFoundError, HashMismatchError, cached_download, hash_prefix_of,
-                          resolve_source, save_weights, sha256_of)
+from tglc_zoo.checkpoint import (CheckpointNotFoundError, HashMismatchError, cached_download, hash_prefix_of,
+                          resolve_source, save_weights)
+from tglc_zoo.util.hashing import sha256_file
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def _weights(folder, tensors, cfg, stem="model", with_hash=False, bad_hash=False
     path = folder / f"{stem}.safetensors"
     save_weights(path, tensors, cfg)
     if with_hash:
-        prefix = "0123abcd" if bad_hash else sha256_of(path)[:10]
+        prefix = "0123abcd" if bad_hash else sha256_file(path)[:10]
         path = path.rename(folder / f"{stem}-{prefix}.safetensors")
     return path
 
@@ -53,10 +54,10 @@ def test_corrupted_cached_copy_is_detected(tmp_path, torch_home, tensors, cfg_di
 
 def test_full_sha256_from_a_manifest(tmp_path, torch_home, tensors, cfg_dict):
     src = _weights(tmp_path / "server", tensors, cfg_dict)
-    assert cached_download(src.as_uri(), sha256=sha256_of(src)).is_file()
+    assert cached_download(src.as_uri(), sha256=sha256_file(src)).is_file()
     other = _weights(tmp_path / "server2", {"x": torch.ones(2)}, None, stem="other")
     with pytest.raises(HashMismatchError, match="expected sha256"):
-        cached_download(other.as_uri(), sha256=sha256_of(src))
+        cached_download(other.as_uri(), sha256=sha256_file(src))
     assert not (torch_home / other.name).exists()
 
 

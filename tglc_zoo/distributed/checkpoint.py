@@ -3,21 +3,19 @@
 Offline (no process group): :func:`save_rank_files` splits a single-process state dict, and
 :func:`merge_rank_files` rebuilds it, so a model trained group-parallel publishes the same checkpoint
 folder as any other (write the merged dict, or :meth:`GroupParallel.full_state_dict` on rank 0, with
-:func:`tglc_zoo.hub.folder.write_checkpoint_folder`). Online: :func:`save_shard_files` lets every rank
+:func:`tglc_zoo.checkpoint.folder.write_checkpoint_folder`). Online: :func:`save_shard_files` lets every rank
 write its own file without gathering anything (for models too large for one process).
 """
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from ..hub.atomic import atomic_directory
-from ..hub.safetensors_io import load_weights, save_weights
+from ..checkpoint.safetensors_io import load_weights, save_weights
+from ..util.atomic import atomic_directory, atomic_path, atomic_write
 from .plan import GroupParallelError, ShardPlan
 
 __all__ = ["PLAN_NAME", "rank_file_name", "save_rank_files", "merge_rank_files", "load_rank_state_dict",
@@ -32,17 +30,6 @@ def rank_file_name(rank: int, world_size: int) -> str:
 
 def _folder_files(world_size: int) -> list[str]:
     return [PLAN_NAME] + [rank_file_name(r, world_size) for r in range(world_size)]
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_rank_files(state_dict: Mapping[str, torch.Tensor], plan: ShardPlan, folder: str | Path) -> Path:
@@ -95,9 +82,10 @@ def save_shard_files(shard: "torch.nn.Module", folder: str | Path) -> Path:
         (folder / PLAN_NAME).unlink(missing_ok=True)
     dist.barrier(group=shard.group)
     state = shard.local_state_dict()  # type: ignore[operator]
-    _atomic_write(folder / rank_file_name(shard.rank, plan.world_size), lambda p: save_weights(p, state))
+    with atomic_path(folder / rank_file_name(shard.rank, plan.world_size)) as tmp:
+        save_weights(tmp, state)
     dist.barrier(group=shard.group)
     if shard.rank == 0:
-        _atomic_write(folder / PLAN_NAME, lambda p: p.write_text(plan.to_json(), encoding="utf-8"))
+        atomic_write(folder / PLAN_NAME, plan.to_json())
     dist.barrier(group=shard.group)
     return folder

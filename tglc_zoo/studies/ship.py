@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..hub.config import CONFIG_NAME
-from ..hub.safetensors_io import WEIGHTS_NAME
+from ..checkpoint.config import CONFIG_NAME
+from ..checkpoint.safetensors_io import WEIGHTS_NAME
 from ..weights import MANIFEST
 
 _CFG_KEYS = ("input_size", "mean", "std", "num_classes", "label_names", "crop_pct", "interpolation")

@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_directory
+from ..errors import CheckpointError
+from ..util.atomic import atomic_directory
+
 from .config import CONFIG_NAME, validate_config, write_config
 from .model_card import CARD_NAME
 from .safetensors_io import WEIGHTS_NAME, save_weights
@@ -20,8 +22,11 @@ def write_checkpoint_folder(directory: str | Path, state_dict: Mapping[str, torc
     """Write (or atomically replace) a checkpoint folder; return its absolute path."""
     config = validate_config(config, origin=f"config for {directory}")
     directory = Path(directory).absolute()
-    with atomic_directory(directory, replaceable=CHECKPOINT_FILES) as tmp:
-        save_weights(tmp / WEIGHTS_NAME, state_dict, config)
-        write_config(tmp / CONFIG_NAME, config)
-        (tmp / CARD_NAME).write_text(card, encoding="utf-8")
+    try:
+        with atomic_directory(directory, replaceable=CHECKPOINT_FILES) as tmp:
+            save_weights(tmp / WEIGHTS_NAME, state_dict, config)
+            write_config(tmp / CONFIG_NAME, config)
+            (tmp / CARD_NAME).write_text(card, encoding="utf-8")
+    except FileExistsError as e:
+        raise CheckpointError(str(e)) from None
     return directory

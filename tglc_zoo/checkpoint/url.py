@@ -17,21 +17,14 @@ from urllib.parse import unquote, urlparse
 
 import torch.hub
 
-from .errors import CheckpointNotFoundError, HashMismatchError
+from ..util.hashing import sha256_file
+from ..errors import CheckpointNotFoundError, HashMismatchError
 
 URL_SCHEMES: tuple[str, ...] = ("https", "http", "file")
 
 
 def is_url(source: str) -> bool:
     return urlparse(source).scheme in URL_SCHEMES and "://" in source
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hash_prefix_of(filename: str) -> str | None:
@@ -45,7 +38,7 @@ def check_sha256(path: str | Path, *, prefix: str | None = None, sha256: str | N
     """Raise :class:`HashMismatchError` unless ``path`` hashes to ``sha256`` and starts with ``prefix``."""
     if prefix is None and sha256 is None:
         return
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     for expected, how in ((sha256, "the expected sha256"), (prefix, "the sha256 prefix in its file name")):
         if expected is not None and not digest.startswith(expected.lower()):
             raise HashMismatchError(f"{origin or path}: sha256 {digest} does not match {how} ({expected})")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
+from ..errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
 
 LEGACY_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin")
 # wrappers that training scripts commonly put around the state dict

@@ -12,7 +12,7 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
                                     RepositoryNotFoundError, RevisionNotFoundError)
 
-from .errors import CheckpointNotFoundError
+from ..errors import CheckpointNotFoundError
 
 HF_PREFIX = "hf-hub:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")

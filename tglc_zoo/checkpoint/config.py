@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointNotFoundError, ConfigError
+from ..errors import CheckpointNotFoundError, ConfigError
 
 CONFIG_NAME = "config.json"
 REQUIRED_KEYS: tuple[str, ...] = (

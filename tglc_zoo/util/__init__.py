@@ -1,0 +1,1 @@
+"""Small helpers every floor of tglc_zoo shares: atomic writes, hashing, did-you-mean errors."""
