@@ -19,13 +19,13 @@ from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import split_model_name_tag
 from torch import nn
 
+from .layers import GROUPED_CONV_TYPES
 from .models import MobileNetV2, WideResNet
 from .loading import load_checkpoint_into, merge_checkpoint_cfg, resolve_pretrained
 from .models._adapt import adapt_channel_stats
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-GROUPED_CONV_TYPES: tuple[str, ...] = ("gc", "gc2l", "shuffle", "flgc")
 
 
 @dataclass(frozen=True)

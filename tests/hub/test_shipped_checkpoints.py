@@ -32,9 +32,9 @@ def test_shipped_weights_fit_the_budget_and_hashes_match():
 
 @pytest.fixture(scope="module")
 def fmnist_test():
-    from tglc_zoo.data import load_fmnist
+    from tglc_zoo.data import load_dataset
 
-    ds = load_fmnist(None, train=False)
+    ds = load_dataset("fmnist", train=False)
     return ds.images, ds.targets
 
 

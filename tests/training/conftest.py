@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tglc_zoo.data import FMNIST_SYSTEM_DIR, load_fmnist
+from tglc_zoo.data import FMNIST_SYSTEM_DIR, load_dataset
 from train_testdata import write_cifar, write_imagefolder
 
 
@@ -34,7 +34,7 @@ def fmnist_dir(tmp_path_factory) -> Path:
         pytest.skip(f"Fashion-MNIST is not installed in {FMNIST_SYSTEM_DIR} (apt-get install dataset-fashion-mnist)")
     out = tmp_path_factory.mktemp("fmnist")
     for train, n, prefix in ((True, 512, "train"), (False, 256, "t10k")):
-        ds = load_fmnist(FMNIST_SYSTEM_DIR, train)
+        ds = load_dataset("fmnist", FMNIST_SYSTEM_DIR, train=train)
         _write_idx(out / f"{prefix}-images-idx3-ubyte.gz", ds.images[:n, 0].numpy())
         _write_idx(out / f"{prefix}-labels-idx1-ubyte.gz", ds.targets[:n].numpy().astype(np.uint8))
     return out

@@ -7,23 +7,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from tglc_zoo.data import (DATASETS, DataNotFoundError, build_datasets, get_dataset_info, load_cifar, load_digits,
-                           load_fmnist, prepare_torchvision_fmnist)
+from tglc_zoo.data import (DATASETS, DataNotFoundError, build_datasets, get_dataset_info, load_dataset,
+                           prepare_torchvision_fmnist)
 
 from train_testdata import write_cifar
 
 
 def test_fmnist_reads_gz_folder_and_torchvision_root(fmnist_dir: Path, tmp_path: Path) -> None:
-    train = load_fmnist(fmnist_dir, True)
+    train = load_dataset("fmnist", fmnist_dir, train=True)
     assert len(train) == 512 and train.images.shape[1:] == (1, 28, 28) and train.images.dtype == torch.uint8
     raw = prepare_torchvision_fmnist(tmp_path / "tv", source=fmnist_dir)
     assert raw == tmp_path / "tv" / "FashionMNIST" / "raw" and (raw / "t10k-labels-idx1-ubyte").is_file()
-    again = load_fmnist(tmp_path / "tv", True)  # torchvision root, decompressed files
+    again = load_dataset("fmnist", tmp_path / "tv", train=True)  # torchvision root, decompressed files
     assert torch.equal(again.images, train.images) and torch.equal(again.targets, train.targets)
     import torchvision
 
     tv = torchvision.datasets.FashionMNIST(str(tmp_path / "tv"), train=False, download=False)
-    assert torch.equal(tv.data, load_fmnist(fmnist_dir, False).images[:, 0])
+    assert torch.equal(tv.data, load_dataset("fmnist", fmnist_dir, train=False).images[:, 0])
 
 
 def test_fmnist_transforms_normalise(fmnist_dir: Path) -> None:
@@ -36,10 +36,10 @@ def test_fmnist_transforms_normalise(fmnist_dir: Path) -> None:
 
 
 def test_digits_split_is_fixed() -> None:
-    train, test = load_digits(True), load_digits(False)
+    train, test = load_dataset("digits", train=True), load_dataset("digits", train=False)
     assert (len(train), len(test)) == (1437, 360)
     assert torch.bincount(test.targets).min() >= 35  # stratified
-    assert torch.equal(load_digits(False).images, test.images)
+    assert torch.equal(load_dataset("digits", train=False).images, test.images)
     assert int(train.images.max()) == 255
 
 
@@ -52,7 +52,7 @@ def test_cifar_folder_without_md5(tmp_path: Path, name: str) -> None:
     assert x.shape == (3, 32, 32) and 0 <= y < info.num_classes
     assert len(info.label_names) == info.num_classes
     sub = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
-    assert len(load_cifar(name, sub, False)) == 20  # the batch folder itself also works
+    assert len(load_dataset(name, sub, train=False)) == 20  # the batch folder itself also works
 
 
 def test_cifar_loader_refuses_pickled_code(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_cifar_loader_refuses_pickled_code(tmp_path: Path) -> None:
 
     (root / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({b"data": Evil()}))
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        load_cifar("cifar10", root, False)
+        load_dataset("cifar10", root, train=False)
 
 
 def test_imagefolder(imagenet_dir: Path) -> None:

@@ -30,12 +30,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..errors import CollectiveError
+
 __all__ = ["CommStats", "OpStats", "CollectiveError", "gather_partial", "gather_replicated", "shard_replicated",
            "group_rank_size"]
 
-
-class CollectiveError(RuntimeError):
-    """A collective failed: a peer died, stalled past the process group's timeout, or disagreed on shapes."""
 
 
 @dataclass

@@ -19,18 +19,16 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..layers import FLGCConv2d, ShuffleGroupConv2d, TwoLevelGroupConv2d
+from ..errors import GroupParallelError
+from ..layers import CONV_SPECS, SHARDABLE_CONV_TYPES, FLGCConv2d, ShuffleGroupConv2d, TwoLevelGroupConv2d
 from ..models._base import ClassifierModel
 
 __all__ = ["ShardPlan", "GroupParallelError", "SUPPORTED_CONV_TYPES", "check_supported", "check_world_size",
            "make_plan", "replicated_prefixes", "walk"]
 
-SUPPORTED_CONV_TYPES: tuple[str, ...] = ("gc", "gc2l")
+SUPPORTED_CONV_TYPES: tuple[str, ...] = SHARDABLE_CONV_TYPES
 PLAN_FORMAT = "tglc_zoo.group_parallel/1"
 
-
-class GroupParallelError(ValueError):
-    """A model, a world size or a checkpoint that group parallelism cannot use."""
 
 
 def check_supported(model: nn.Module) -> tuple[str, int]:
@@ -40,9 +38,8 @@ def check_supported(model: nn.Module) -> tuple[str, int]:
                                  f"{type(model).__name__}")
     conv_type, groups = getattr(model, "conv_type", None), getattr(model, "groups", None)
     if conv_type not in SUPPORTED_CONV_TYPES:
-        why = {"shuffle": "its channel shuffle mixes every group into every other after each layer",
-               "flgc": "its learned group assignment mixes channels of every process into every group",
-               "sc": "a dense convolution has no channel groups to split"}.get(str(conv_type), "unknown type")
+        spec = CONV_SPECS.get(str(conv_type))
+        why = spec.why_not_shardable if spec is not None else "unknown type"
         raise GroupParallelError(
             f"conv_type {conv_type!r} cannot run group-parallel ({why}; it would need an all-to-all of the "
             f"activations per layer, not an all-gather of N channels); valid choices: {list(SUPPORTED_CONV_TYPES)}")

@@ -1,5 +1,7 @@
-"""Convolution layers of tglc_zoo: one module per type, and the :func:`create_conv` factory."""
-from .create_conv import CONV_LABELS, CONV_TYPES, check_conv_type, create_conv
+"""Convolution layers of tglc_zoo: one module per type, one spec per type, and the :func:`create_conv` factory."""
+from .conv_types import (CONV_LABELS, CONV_SPECS, CONV_TYPES, GROUPED_CONV_TYPES, SHARDABLE_CONV_TYPES, ConvType,
+                         conv_type_of)
+from .create_conv import check_conv_type, create_conv
 from .deploy import deploy
 from .flgc import DeployedFLGC, FLGCConv2d, hard_assignment
 from .group_conv import GroupConv2d
@@ -8,6 +10,7 @@ from .std_conv import StdConv2d
 from .two_level_conv import TwoLevelGroupConv2d
 
 __all__ = [
-    "CONV_LABELS", "CONV_TYPES", "check_conv_type", "create_conv", "deploy", "DeployedFLGC", "FLGCConv2d", "hard_assignment",
+    "CONV_LABELS", "CONV_SPECS", "CONV_TYPES", "GROUPED_CONV_TYPES", "SHARDABLE_CONV_TYPES", "ConvType",
+    "conv_type_of", "check_conv_type", "create_conv", "deploy", "DeployedFLGC", "FLGCConv2d", "hard_assignment",
     "GroupConv2d", "ShuffleGroupConv2d", "channel_shuffle", "StdConv2d", "TwoLevelGroupConv2d",
 ]

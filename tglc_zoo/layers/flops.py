@@ -19,59 +19,32 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .flgc import DeployedFLGC, FLGCConv2d
-from .shuffle_conv import ShuffleGroupConv2d
-from .two_level_conv import TwoLevelGroupConv2d
+from ._flop_math import conv_flops, conv_out_hw, out_hw, plain_conv_flops, shape4
+from .conv_types import CONV_SPECS, conv_type_of
+from .flgc import DeployedFLGC
 
-COUNTED = (nn.Conv2d, nn.Linear, TwoLevelGroupConv2d, ShuffleGroupConv2d, FLGCConv2d, DeployedFLGC)
+__all__ = ["COUNTED", "conv_flops", "conv_out_hw", "layer_flops", "model_flops", "train_flops"]
 
-
-def conv_out_hw(h: int, w: int, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
-                dilation: Sequence[int] = (1, 1)) -> tuple[int, int]:
-    return ((h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
-            (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1)
-
-
-def conv_flops(batch: int, out_hw: tuple[int, int], in_channels: int, out_channels: int, kernel: Sequence[int],
-               groups: int = 1) -> int:
-    """``2 · B · H_out · W_out · C_out · (C_in / groups) · kh · kw``."""
-    return 2 * batch * out_hw[0] * out_hw[1] * out_channels * (in_channels // groups) * kernel[0] * kernel[1]
-
-
-def _shape4(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
-    if len(input_shape) != 4:
-        raise ValueError(f"expected an input shape (B, C, H, W), got {tuple(input_shape)}")
-    b, c, h, w = (int(v) for v in input_shape)
-    return b, c, h, w
+# every class with a FLOP rule: the conv types' layers, their deployed forms, plain convs and linears
+COUNTED: tuple[type[nn.Module], ...] = (*(s.layer for s in CONV_SPECS.values()), DeployedFLGC, nn.Conv2d, nn.Linear)
 
 
 def layer_flops(layer: nn.Module, input_shape: Sequence[int]) -> int:
     """Forward FLOPs of one conv-type layer (or ``nn.Conv2d``/``nn.Linear``) for an input of ``input_shape``."""
+    spec = conv_type_of(layer)
+    if spec is not None:
+        return spec.flops(layer, input_shape)
     if isinstance(layer, nn.Linear):
         rows = 1
         for v in input_shape[:-1]:
             rows *= int(v)
         return 2 * rows * layer.in_features * layer.out_features
-    b, c, h, w = _shape4(input_shape)
-    if isinstance(layer, ShuffleGroupConv2d):
-        return layer_flops(layer.conv, input_shape)
-    if isinstance(layer, TwoLevelGroupConv2d):
-        hw = conv_out_hw(h, w, layer.kernel_size, layer.stride, layer.padding)
-        n, m, g = layer.in_channels, layer.out_channels, layer.groups
-        return (conv_flops(b, hw, n, m, layer.kernel_size, g)          # Agp
-                + conv_flops(b, hw, n, g, layer.kernel_size, g)        # R0
-                + conv_flops(b, hw, g, m, (1, 1)))                     # R̄0ᵀ
-    if isinstance(layer, FLGCConv2d):  # masked dense conv + the (C_out×N)(N×C_in) mask product
-        hw = conv_out_hw(h, w, layer.kernel_size, layer.stride, layer.padding)
-        return (conv_flops(b, hw, layer.in_channels, layer.out_channels, layer.kernel_size)
-                + 2 * layer.out_channels * layer.groups * layer.in_channels)
     if isinstance(layer, DeployedFLGC):
-        hw = conv_out_hw(h, w, layer.kernel_size, layer.stride, layer.padding)
+        b, hw = shape4(input_shape)[0], out_hw(layer, input_shape)
         return sum(conv_flops(b, hw, conv.in_channels, conv.out_channels, conv.kernel_size, conv.groups)
                    for conv in layer.convs)
     if isinstance(layer, nn.Conv2d):
-        hw = conv_out_hw(h, w, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
-        return conv_flops(b, hw, layer.in_channels, layer.out_channels, layer.kernel_size, layer.groups)
+        return plain_conv_flops(layer, input_shape)
     raise TypeError(f"no FLOP rule for {type(layer).__name__}; counted types: {[t.__name__ for t in COUNTED]}")
 
 

@@ -1,13 +1,14 @@
 """The model interface shared by every family (timm's conventions)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import check_conv_type, create_conv
+from ..layers import CONV_SPECS, GROUPED_CONV_TYPES, check_conv_type, create_conv
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> int:
@@ -23,9 +24,9 @@ class ConvFactory:
     def __init__(self, conv_type: str, groups: int, **conv_kwargs: Any) -> None:
         self.conv_type = check_conv_type(conv_type)
         self.groups = check_positive("groups", groups)
-        if conv_type == "sc" and groups != 1:
-            raise ValueError(f"conv_type 'sc' is the dense convolution and needs groups=1, got groups={groups}; "
-                             "valid grouped conv types: ['gc', 'gc2l', 'shuffle', 'flgc']")
+        if not CONV_SPECS[conv_type].grouped and groups != 1:
+            raise ValueError(f"conv_type {conv_type!r} is not grouped and needs groups=1, got groups={groups}; "
+                             f"valid grouped conv types: {list(GROUPED_CONV_TYPES)}")
         self.conv_kwargs = conv_kwargs
 
     def __call__(self, layer: str, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -56,8 +57,9 @@ def init_weights_(model: nn.Module) -> None:
 class ClassifierModel(nn.Module):
     """Head, checkpointing and bookkeeping of timm's model interface.
 
-    Subclasses build ``self.fc`` through :meth:`_make_head`, set ``num_features``, ``feature_info``
-    and implement ``_body`` (a list of blocks/stages run in order) and ``_stem_forward``/``_final``.
+    Subclasses build their classifier (named by ``_classifier_name``) through :meth:`_make_head`, set
+    ``num_features`` and ``feature_info``, and implement :meth:`stem_forward`, :meth:`body` (the blocks,
+    run in order) and :meth:`final_forward`.
     """
 
     num_classes: int
@@ -141,5 +143,3 @@ class ClassifierModel(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         raise NotImplementedError
 
-
-ConvBuilder = Callable[..., nn.Module]

@@ -8,13 +8,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..layers import deploy
+from ..layers import CONV_TYPES, deploy
 from ..layers.flops import model_flops
 from ..registry import ARCHS, create_model
 from .machine import load_average
 from .timing import CLOCKS
 
-MODEL_CONV_TYPES = ("sc", "gc", "gc2l", "shuffle", "flgc")
+MODEL_CONV_TYPES = CONV_TYPES
 
 
 def build_model(arch: str, conv_type: str, groups: int) -> torch.nn.Module:

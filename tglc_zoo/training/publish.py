@@ -17,10 +17,10 @@ __all__ = ["publish_run", "model_from_checkpoint", "describe_run"]
 def _dataset_info(ckpt: dict[str, Any]) -> DatasetInfo:
     saved = ckpt.get("dataset") or {}
     base = get_dataset_info(ckpt["config"]["dataset"])
-    return DatasetInfo(**{**base.__dict__, "num_classes": int(saved.get("num_classes", base.num_classes)),
-                          "in_chans": int(saved.get("in_chans", base.in_chans)),
-                          "input_size": tuple(saved.get("input_size", base.input_size)),
-                          "label_names": tuple(saved.get("label_names", base.label_names))})
+    return base.replace(num_classes=int(saved.get("num_classes", base.num_classes)),
+                        in_chans=int(saved.get("in_chans", base.in_chans)),
+                        input_size=tuple(saved.get("input_size", base.input_size)),
+                        label_names=tuple(saved.get("label_names", base.label_names)))
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, DatasetInfo]:
