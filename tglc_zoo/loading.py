@@ -1,8 +1,8 @@
-"""Pretrained weights for the registry: which checkpoint ``pretrained=...`` names, and loading it.
+"""Pretrained weights for the builder: which checkpoint ``pretrained=...`` names, and loading it.
 
 ``pretrained`` may be ``True`` (the pretrained cfg's own source: a manifest tag, timm's
-``local-dir:``/``hf-hub:`` prefixes, or ``pretrained_cfg_overlay=dict(file=...)``), a tag of the
-model, any :func:`tglc_zoo.checkpoint.resolve_source` source, or an already resolved checkpoint.
+``local-dir:``/``hf-hub:`` prefixes, or ``pretrained_cfg_overlay=dict(file=...)``), any
+:func:`tglc_zoo.checkpoint.resolve_source` source, or an already resolved checkpoint.
 """
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timm.models._pretrained import PretrainedCfg
+from timm.models import PretrainedCfg
 from torch import nn
 
-from .checkpoint import HF_PREFIX, ConfigError, ResolvedCheckpoint, read_state_dict, resolve_source
+from .checkpoint import HF_PREFIX, ResolvedCheckpoint, read_state_dict, resolve_source
 from .checkpoint.config import LOCATION_KEYS
+from .errors import ConfigError
 from .models._adapt import LoadReport, load_pretrained_into
-from .weights import load_manifest
+from .weights import load_manifest, tags_of
+
+__all__ = ["PRETRAINED_CFG_FIELDS", "resolve_pretrained", "merge_checkpoint_cfg", "load_checkpoint_into"]
 
 PRETRAINED_CFG_FIELDS = frozenset(f.name for f in dataclasses.fields(PretrainedCfg))
 
@@ -31,12 +34,10 @@ def _source_from_cfg(variant: str, cfg: dict[str, Any]) -> str:
             return str(cfg[key])
     if cfg.get("hf_hub_id"):
         return HF_PREFIX + cfg["hf_hub_id"]
-    from .registry import list_models  # the registry imports this module lazily; no cycle at import
-
-    tags = list_models(f"{variant}.*", pretrained=True)
-    raise ValueError(f"no pretrained weights are available for {variant!r}; tags with weights: {tags or 'none'} "
-                     "(see tglc_zoo.list_models(pretrained=True)); or pass pretrained=<folder, .safetensors file, "
-                     "URL or Hugging Face repo id>")
+    tags = tags_of(variant)
+    raise ConfigError(f"no pretrained weights are available for {variant!r}; tags with weights: {tags or 'none'} "
+                      "(see tglc_zoo.list_models(pretrained=True)); or pass pretrained=<folder, .safetensors file, "
+                      "URL or Hugging Face repo id>")
 
 
 def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
@@ -58,8 +59,8 @@ def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
         elif isinstance(pretrained, (str, Path)):
             source = str(pretrained)
         else:
-            raise ValueError(f"pretrained={pretrained!r} is not understood; valid choices: False, True, a tag of "
-                             f"{variant!r}, or a folder, .safetensors file, URL or Hugging Face repo id")
+            raise ConfigError(f"pretrained={pretrained!r} is not understood; valid choices: False, True, a tag of "
+                              f"{variant!r}, or a folder, .safetensors file, URL or Hugging Face repo id")
         resolved = resolve_source(source, cache_dir=cache_dir, sha256=sha256)
     arch = (resolved.config or {}).get("architecture")
     if arch is not None and arch != variant:

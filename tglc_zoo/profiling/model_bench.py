@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from ..layers import CONV_TYPES, deploy
 from ..layers.flops import model_flops
-from ..registry import ARCHS, create_model
+from ..archs import ARCHS
+from ..registry import create_model
 from .machine import load_average
 from .timing import CLOCKS
 

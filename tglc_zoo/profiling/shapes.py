@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..layers import StdConv2d
-from ..registry import ARCHS
+from ..archs import ARCHS
 
 GRIDS: dict[str, str] = {"wrn28_10": "wrn28_10", "wrn34_2": "wrn34_2", "mobilenetv2": "mobilenetv2"}
 

@@ -11,11 +11,15 @@
 
 Only entries whose weights exist are listed: a ``file`` present on disk, or a ``url`` / ``hf_hub_id``.
 More manifests (same format, ``file`` relative to the manifest) can be added with the environment
-variable ``TGLC_ZOO_WEIGHTS_MANIFEST`` (paths separated by ``os.pathsep``), read at import of tglc_zoo.
+variable ``TGLC_ZOO_WEIGHTS_MANIFEST`` (paths separated by ``os.pathsep``). The manifests are read
+once, when tglc_zoo is imported (the registry declares the tags to timm then); a manifest that
+cannot be read is skipped with a warning that names it.
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 from importlib import resources
 from pathlib import Path
@@ -26,6 +30,7 @@ MANIFEST_ENV = "TGLC_ZOO_WEIGHTS_MANIFEST"
 REQUIRED: tuple[str, ...] = ("sha256", "dataset", "metrics", "recipe", "pretrained_cfg")
 SOURCES: tuple[str, ...] = ("file", "url", "hf_hub_id")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+_logger = logging.getLogger(__name__)
 
 
 def _entries(text: str, origin: str, base: Path) -> dict[str, dict[str, Any]]:
@@ -52,21 +57,36 @@ def _available(entry: dict[str, Any]) -> bool:
     return bool(entry.get("url") or entry.get("hf_hub_id") or (entry.get("file") and Path(entry["file"]).exists()))
 
 
-def load_manifest(*, include_unavailable: bool = False) -> dict[str, dict[str, Any]]:
-    """``{"name.tag": entry}`` from the shipped manifest and those named by ``TGLC_ZOO_WEIGHTS_MANIFEST``.
-
-    ``file`` fields come back as absolute paths; entries whose weights do not exist are left out unless
-    ``include_unavailable``.
-    """
+@functools.cache
+def _read_all() -> dict[str, dict[str, Any]]:
     text = resources.files(__package__).joinpath(MANIFEST).read_text(encoding="utf-8")
     entries = _entries(text, MANIFEST, _REPO_ROOT)
     for extra in filter(None, os.environ.get(MANIFEST_ENV, "").split(os.pathsep)):
         path = Path(extra)
-        entries.update(_entries(path.read_text(encoding="utf-8"), str(path), path.parent))
-    return {t: e for t, e in entries.items() if include_unavailable or _available(e)}
+        try:
+            entries.update(_entries(path.read_text(encoding="utf-8"), str(path), path.parent))
+        except (OSError, ValueError) as e:
+            _logger.warning("%s names the weights manifest %s, which cannot be used and is skipped: %s",
+                            MANIFEST_ENV, path, e)
+    return entries
+
+
+def load_manifest(*, include_unavailable: bool = False) -> dict[str, dict[str, Any]]:
+    """``{"name.tag": entry}`` from the shipped manifest and those named by ``TGLC_ZOO_WEIGHTS_MANIFEST``.
+
+    ``file`` fields come back as absolute paths; entries whose weights do not exist are left out unless
+    ``include_unavailable``. Read once per process.
+    """
+    entries = _read_all()
+    return {t: dict(e) for t, e in entries.items() if include_unavailable or _available(e)}
 
 
 def manifest_cfgs() -> dict[str, dict[str, Any]]:
     """Pretrained configs (timm fields, with the weights' ``file``/``url``/``hf_hub_id``) of the manifest's tags."""
     return {tag: {**entry["pretrained_cfg"], **{k: entry[k] for k in SOURCES if entry.get(k)}}
             for tag, entry in load_manifest().items()}
+
+
+def tags_of(model: str) -> list[str]:
+    """The ``name.tag`` entries of ``model`` that have weights."""
+    return sorted(t for t in load_manifest() if t.rpartition(".")[0] == model)
