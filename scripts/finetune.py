@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from tglc_zoo.data import DATASETS, build_datasets  # noqa: E402
-from tglc_zoo.finetune import FinetuneConfig, finetune, save_finetuned  # noqa: E402
+from tglc_zoo.training.finetune import FinetuneConfig, finetune, save_finetuned  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 from tglc_zoo.data import DataNotFoundError, build_datasets  # noqa: E402
 from tglc_zoo.training import TrainConfig, train  # noqa: E402
-from tglc_zoo.training.metrics import atomic_write_text, plot_runs  # noqa: E402
+from tglc_zoo.training.metrics import plot_runs  # noqa: E402
+from tglc_zoo.util.atomic import atomic_write_json  # noqa: E402
 
 
 def _evaluate(model: torch.nn.Module, dataset, batch_size: int = 500) -> float:
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t_start
     summary = {"dataset": dataset, "train_subset": args.train_subset, "epochs": args.epochs,
                "test_samples": len(test_ds), "total_wall_s": total, "results": rows}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out / "summary.json", summary)
     print(f"\n{dataset} test accuracy ({len(test_ds)} images), {args.epochs} epochs on {args.train_subset} images:")
     print(f"{'model':<20}{'conv':<6}{'N':>3}{'params':>11}{'test acc':>10}{'error %':>9}{'train s':>9}")
     for r in rows:

@@ -54,7 +54,7 @@ def check_run(run: PlannedRun) -> list[str]:
     """Parse one planned command exactly as tglc-train would; return the problems found."""
     import tglc_zoo
     from tglc_zoo.training.cli import build_parser, config_from_args
-    from tglc_zoo.training.trainer import PARALLEL_MODES
+    from tglc_zoo.distributed import PARALLEL_MODES
 
     with_dist = True
     try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dense → grouped conversion on Fashion-MNIST: accuracy right after conversion and after fine-tuning.
 
-For each N, four arms are trained with the *same* loop (``tglc_zoo.finetune.finetune``: SGD, cosine
+For each N, four arms are trained with the *same* loop (``tglc_zoo.training.finetune.finetune``: SGD, cosine
 decay, the whole network at one learning rate) for the same number of epochs on the same images:
 
 * ``gc_block_jacobi``     GC: the SC model's diagonal blocks (``to_grouped(sc, "gc", N, "block_jacobi")``);
@@ -36,7 +36,7 @@ import tglc_zoo  # noqa: E402
 from tglc_zoo.convert import recalibrate_batchnorm, to_grouped  # noqa: E402
 from tglc_zoo.convert.calibration import dataset_images  # noqa: E402
 from tglc_zoo.data import build_datasets  # noqa: E402
-from tglc_zoo.finetune import FinetuneConfig, evaluate, finetune  # noqa: E402
+from tglc_zoo.training.finetune import FinetuneConfig, evaluate, finetune  # noqa: E402
 
 ARMS: tuple[str, ...] = ("gc_block_jacobi", "gc2l_optimal", "gc2l_calibrated", "gc2l_scratch")
 ARM_LABELS = {"gc_block_jacobi": "GC, block Jacobi", "gc2l_optimal": "GC-2L, optimal",
@@ -126,7 +126,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Fine-tuning and from-scratch training: {cfg['epochs']} epoch(s) over a {sub}; SGD momentum 0.9, "
         f"weight decay 5e-4, batch {cfg['batch_size']}, lr {cfg['lr']} with cosine decay, the whole network "
-        f"trained (`tglc_zoo.finetune`), seed {cfg['seed']}. Accuracy (top-1 %) on {test}. Calibration: "
+        f"trained (`tglc_zoo.training.finetune`), seed {cfg['seed']}. Accuracy (top-1 %) on {test}. Calibration: "
         f"{cfg['calib_images']} training images outside the fine-tuning subset, {cfg['max_iter']} ALS sweeps. "
         "Layer error: mean over converted layers of the fit's relative error (block Jacobi's in brackets), "
         "in the metric of the fit (kernel Frobenius; input second moment when calibrated).",

@@ -195,7 +195,7 @@ def suite(rank: int, world: int, tasks: list[tuple[str, tuple[Any, ...]]]) -> di
 
 def inplace_training(rank: int, world: int) -> dict[str, float]:
     """The trainer's path: optimizer built before an in-place shard; gathered state resumes exactly."""
-    from tglc_zoo.distributed import gather_training_state, scatter_training_state
+    from tglc_zoo.distributed import gather_training_state, localize_optimizer_state, scatter_training_state
 
     def sgd(params: Any) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=LR, momentum=0.9, weight_decay=5e-4)
@@ -238,7 +238,7 @@ def inplace_training(rank: int, world: int) -> dict[str, float]:
     late_model.load_state_dict(model_state)
     late_opt.load_state_dict(opt_state)
     late = group_parallel(late_model, inplace=True).train()
-    out["localized"] = late.localize_optimizer_state(late_opt)
+    out["localized"] = localize_optimizer_state(late, late_opt)
     step(ref, opt_ref, 3)
     step(late, late_opt, 3)
     full = late.full_state_dict()

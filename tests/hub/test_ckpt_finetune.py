@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 import tglc_zoo
 from ckpt_helpers import make_model
 from tglc_zoo.data import build_datasets
-from tglc_zoo.finetune import FinetuneConfig, body_and_head_groups, finetune, save_finetuned
+from tglc_zoo.training.finetune import FinetuneConfig, body_and_head_groups, finetune, save_finetuned
 
 REPO = Path(tglc_zoo.__file__).resolve().parents[1]
 NAME = "wrn16_2_gc2l_n2"

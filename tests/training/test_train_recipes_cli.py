@@ -26,7 +26,8 @@ def _paper_recipes() -> dict:
 @pytest.mark.parametrize("name", ["cifar", "imagenet"])
 def test_paper_recipes_match_tables(name: str) -> None:
     paper, ours = _paper_recipes()[name], get_recipe(name)
-    for key in ("optimizer", "momentum", "weight_decay", "batch_size", "epochs", "lr", "lr_gamma"):
+    assert paper["optimizer"] == "SGD"  # the trainer's optimizer
+    for key in ("momentum", "weight_decay", "batch_size", "epochs", "lr", "lr_gamma"):
         assert getattr(ours, key) == paper[key], key
     assert list(ours.lr_milestones) == paper["lr_milestones"]
     assert ours.augmentation.startswith(paper["augmentation"][:20])
@@ -34,7 +35,7 @@ def test_paper_recipes_match_tables(name: str) -> None:
 
 def test_fmnist_recipe_and_overrides() -> None:
     r = RECIPES["fmnist"]
-    assert (r.optimizer, r.momentum, r.lr, r.batch_size) == ("SGD", 0.9, 0.1, 128)
+    assert (r.momentum, r.lr, r.batch_size, r.schedule) == (0.9, 0.1, 128, "step")
     assert r.epochs == 30 and r.lr_milestones == (15, 25)
     cfg = TrainConfig(model="wrn16_2", dataset="cifar10", output="x", epochs=3, lr=0.05, lr_milestones=[1, 2])
     got = cfg.resolved_recipe()

@@ -144,24 +144,6 @@ class GroupParallel(nn.Module):
             out[k] = v.clone()
         return out
 
-    # -- training state (see tglc_zoo.distributed.train_mode) -----------------------------------
-    def gather_training_state(self, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Collective: single-process ``(model state dict, optimizer state dict)`` on every rank."""
-        from .train_mode import gather_training_state
-
-        return gather_training_state(self, optimizer)
-
-    def scatter_training_state(self, optimizer: torch.optim.Optimizer, model_state: dict[str, torch.Tensor],
-                               optimizer_state: dict[str, Any]) -> None:
-        from .train_mode import scatter_training_state
-
-        scatter_training_state(self, optimizer, model_state, optimizer_state)
-
-    def localize_optimizer_state(self, optimizer: torch.optim.Optimizer) -> int:
-        from .train_mode import localize_optimizer_state
-
-        return localize_optimizer_state(self, optimizer)
-
     # -- accounting ------------------------------------------------------------------------------
     def param_counts(self) -> dict[str, int]:
         """Parameters on this rank: ``sharded`` (its slices of the replaced layers/BN) and ``replicated``."""

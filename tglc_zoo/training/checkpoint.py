@@ -5,38 +5,26 @@ from __future__ import annotations
 import collections
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "atomic_torch_save", "load_checkpoint", "capture_rng_state",
+from ..errors import CheckpointError, CheckpointNotFoundError, CorruptCheckpointError
+from ..util.atomic import atomic_path
+
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "capture_rng_state",
            "restore_rng_state", "plain_scheduler_state", "restore_scheduler_state", "resolve_resume_path"]
 
 CHECKPOINT_FORMAT = "tglc_zoo.train/1"
 _REQUIRED = ("format", "epoch", "model", "optimizer", "scheduler", "rng", "config", "history")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used to resume: unreadable, truncated or from something else."""
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to a temporary file beside ``path``, fsynced, then renamed over it."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def resolve_resume_path(resume: str | os.PathLike[str]) -> Path:
@@ -45,11 +33,11 @@ def resolve_resume_path(resume: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         cand = p / "checkpoints" / "last.pt"
         if not cand.is_file():
-            raise CheckpointError(f"--resume {str(resume)!r}: no checkpoint at {cand} (the run never finished an "
+            raise CheckpointNotFoundError(f"--resume {str(resume)!r}: no checkpoint at {cand} (the run never finished an "
                                   "epoch, or this is not a run folder)")
         return cand
     if not p.is_file():
-        raise CheckpointError(f"--resume {str(resume)!r}: no such file or run folder")
+        raise CheckpointNotFoundError(f"--resume {str(resume)!r}: no such file or run folder")
     return p
 
 
@@ -59,16 +47,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, garbage bytes, foreign pickle: all mean "corrupt"
-        raise CheckpointError(f"cannot read checkpoint {path}: it is corrupt, truncated or not a torch file "
+        raise CorruptCheckpointError(f"cannot read checkpoint {path}: it is corrupt, truncated or not a torch file "
                               f"({type(exc).__name__}: {str(exc)[:200]}). Resume from another checkpoint "
                               f"(e.g. {path.parent / 'best.pt'}) or start a new run.") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path} is not a tglc_zoo training checkpoint (format {found!r}, expected "
+        raise CorruptCheckpointError(f"{path} is not a tglc_zoo training checkpoint (format {found!r}, expected "
                               f"{CHECKPOINT_FORMAT!r}); to fine-tune published weights use --pretrained")
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}")
+        raise CorruptCheckpointError(f"checkpoint {path} lacks {missing}")
     return ckpt
 
 

@@ -1,22 +1,31 @@
-"""``tglc-train``: train any zoo model with the paper's recipes (thin layer over :func:`train`)."""
+"""``tglc-train``: train any zoo model with the paper's recipes (thin layer over :func:`train`).
+
+Every option is derived from a field of :class:`~tglc_zoo.training.TrainConfig` (its type, default,
+choices and help), so the dataclass is the one list of settings.
+"""
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
 import os
 import sys
+import types
+import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
-from ..data import DATASETS, DataNotFoundError
-from .checkpoint import CheckpointError
-from .config import AMP_CHOICES, TrainConfig
+from ..distributed.modes import PARALLEL_MODES
+from ..errors import TglcZooError
+from .config import TrainConfig
 from .recipes import RECIPES
-from .schedule import SCHEDULES
-from .trainer import PARALLEL_MODES, ModelDatasetMismatchError, RunExistsError, train
+from .trainer import train
 
 __all__ = ["build_parser", "config_from_args", "main"]
+
+_GROUPS = {"what": "what to train", "recipe": "recipe (defaults from --recipe, itself defaulting to the dataset's)",
+           "run": "run"}
 
 
 def _int_list(text: str) -> list[int]:
@@ -26,7 +35,7 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
-def _json_dict(text: str) -> dict:
+def _json_dict(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -34,6 +43,48 @@ def _json_dict(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def _finite(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if kind is float and not float("-inf") < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int`` for ``int | None``, etc."""
+    hint = annotation
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, hint: Any) -> None:
+    meta, name = f.metadata, f.name
+    flag = meta["flag"] or "--" + name.replace("_", "-")
+    kind = _base_type(hint)
+    kw: dict[str, Any] = dict(dest=name, help=meta["help"])
+    if meta["choices"]:
+        kw["choices"] = list(meta["choices"])
+    if name == "resume":
+        kw.update(nargs="?", const="", metavar="RUN_DIR_OR_CHECKPOINT")
+    elif kind is bool and f.default is None:
+        kw.update(action=argparse.BooleanOptionalAction, default=None)
+    elif kind is bool:
+        kw.update(action="store_false" if f.default else "store_true")
+    elif typing.get_origin(kind) is list:
+        kw.update(type=_int_list)
+    elif typing.get_origin(kind) is dict:
+        kw.update(type=_json_dict, default={})
+    else:
+        kw.update(type=_finite(kind))
+    if f.default is not dataclasses.MISSING and "default" not in kw and "action" not in kw:
+        kw["default"] = f.default if f.default != "" else None
+    group.add_argument(flag, **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,59 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
                "  tglc-train --resume runs/fm --publish published/fm\n"
                "  torchrun --nproc-per-node 4 -m tglc_zoo.training.cli --model ... --dataset ...",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("what to train")
-    g.add_argument("--model", help="registered model name (see tglc_zoo.list_models()); required unless --resume")
-    g.add_argument("--conv-type", help="override the model's conv type (sc, gc, gc2l, shuffle, flgc)")
-    g.add_argument("--groups", type=int, help="override the number of groups N")
-    g.add_argument("--drop-rate", type=float, help="dropout before the classifier")
-    g.add_argument("--model-kwargs", type=_json_dict, default={}, help="extra create_model kwargs as JSON")
-    g.add_argument("--pretrained", action="store_true", help="start from the model's pretrained weights")
-    g.add_argument("--dataset", choices=sorted(DATASETS), help="required unless --resume")
-    g.add_argument("--data-dir", help="dataset location (cifar/imagenet: required; fmnist: default "
-                                      "$TGLC_FMNIST_DIR, then /usr/share/datasets/fashion-mnist)")
-    g.add_argument("--download", action="store_true", help="download CIFAR with torchvision (needs a network)")
-    g.add_argument("--train-subset", type=int, help="train on a fixed random subset of this many images")
-    g.add_argument("--no-augment", dest="augment", action="store_false", help="turn training augmentation off")
-    g.add_argument("--image-size", type=int, help="imagenet crop size (default 224)")
-    r = p.add_argument_group("recipe (defaults from --recipe, itself defaulting to the dataset's)")
-    r.add_argument("--recipe", choices=sorted(RECIPES))
-    r.add_argument("--epochs", type=int)
-    r.add_argument("--batch-size", type=int, help="global batch size (all processes together)")
-    r.add_argument("--lr", type=float)
-    r.add_argument("--momentum", type=float)
-    r.add_argument("--weight-decay", type=float)
-    r.add_argument("--lr-milestones", type=_int_list, help="epochs at which lr is multiplied by --lr-gamma, e.g. 60,120,160")
-    r.add_argument("--lr-gamma", type=float)
-    r.add_argument("--schedule", choices=SCHEDULES, help="step (x lr-gamma at milestones) or cosine (to 0)")
-    r.add_argument("--warmup-epochs", type=float, help="linear warm-up over this many epochs")
-    r.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--grad-accum", type=int, default=1, help="split each per-process batch into this many micro-batches")
-    o = p.add_argument_group("run")
-    o.add_argument("--output", help="run folder (default runs/<model>-<dataset>)")
-    o.add_argument("--resume", nargs="?", const="", metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="continue a run (its folder or a checkpoint file); bare --resume means --output")
-    o.add_argument("--publish", metavar="DIR", help="publish the final checkpoint to DIR at the end")
-    o.add_argument("--publish-which", choices=["last", "best"], default="last")
-    o.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload the published folder (needs a network)")
-    o.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    o.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision dtype")
-    o.add_argument("--channels-last", action="store_true")
-    o.add_argument("--compile", action="store_true", help="torch.compile the model")
-    o.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    o.add_argument("--limit-train-batches", type=int, help="at most this many training steps per epoch")
-    o.add_argument("--limit-val-batches", type=int, help="evaluate on at most this many batches")
-    o.add_argument("--parallel", default="data",
-                   help=f"multi-process mode: {sorted(PARALLEL_MODES)} (more are registered by tglc_zoo.distributed)")
-    o.add_argument("--group-parallel", dest="parallel", action="store_const", const="group",
-                   help="same as --parallel group: process k holds group k of every layer (tglc_zoo.distributed)")
-    o.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
-    o.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    groups = {key: p.add_argument_group(title) for key, title in _GROUPS.items()}
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        _add_field(groups[f.metadata["group"]], f, hints[f.name])
+    for action in p._actions:  # the recipe names are only known once the recipes are imported
+        if action.dest == "recipe":
+            action.choices = sorted(RECIPES)
+        if action.dest == "parallel":
+            action.help = f"multi-process mode: {sorted(PARALLEL_MODES)}"
+    groups["run"].add_argument("--group-parallel", dest="parallel", action="store_const", const="group",
+                               help="same as --parallel group: process k holds group k of every layer")
     return p
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
-    resume = args.resume
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    resume = values["resume"]
     if resume == "":
         if not args.output:
             parser.error("bare --resume needs --output (or pass the run folder: --resume RUN_DIR)")
@@ -107,27 +122,14 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if resume is None and (not args.model or not args.dataset):
         parser.error("--model and --dataset are required (unless you --resume a run)")
     if args.parallel not in PARALLEL_MODES:
-        with contextlib.suppress(ImportError):
-            import tglc_zoo.distributed  # noqa: F401  (may register more parallel modes)
-    if args.parallel not in PARALLEL_MODES:
         parser.error(f"--parallel {args.parallel!r}: valid choices: {sorted(PARALLEL_MODES)}")
     output = args.output
     if not output and resume:
         rp = Path(resume)
         output = str(rp if rp.is_dir() else rp.parent.parent if rp.parent.name == "checkpoints" else rp.parent)
-    output = output or f"runs/{args.model}-{args.dataset}"
-    return TrainConfig(
-        model=args.model or "", dataset=args.dataset or "", output=output, data_dir=args.data_dir,
-        download=args.download, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, lr_milestones=args.lr_milestones,
-        lr_gamma=args.lr_gamma, nesterov=args.nesterov, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, conv_type=args.conv_type, groups=args.groups, drop_rate=args.drop_rate,
-        model_kwargs=args.model_kwargs, pretrained=args.pretrained, resume=resume, publish=args.publish,
-        publish_which=args.publish_which, push_to_hub=args.push_to_hub, seed=args.seed, device=args.device,
-        amp=args.amp, channels_last=args.channels_last, compile=args.compile, workers=args.workers,
-        grad_accum=args.grad_accum, augment=args.augment, image_size=args.image_size, train_subset=args.train_subset,
-        limit_train_batches=args.limit_train_batches, limit_val_batches=args.limit_val_batches,
-        parallel=args.parallel, progress=args.progress, tensorboard=args.tensorboard)
+    values.update(model=args.model or "", dataset=args.dataset or "", resume=resume,
+                  output=output or f"runs/{args.model}-{args.dataset}")
+    return TrainConfig(**values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config_from_args(args, parser)
         result = train(cfg)
-    except (DataNotFoundError, CheckpointError, ModelDatasetMismatchError, RunExistsError, ValueError) as exc:
+    except (TglcZooError, ValueError, FloatingPointError, OSError) as exc:
         print(f"tglc-train: error: {exc}", file=sys.stderr)
         return 2
     final = result.final

@@ -6,27 +6,16 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["atomic_write_text", "write_metrics", "plot_history", "plot_runs", "TensorBoardLogger"]
+from ..util.atomic import atomic_path, atomic_write
+
+__all__ = ["write_metrics", "plot_history", "plot_runs", "TensorBoardLogger"]
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_err", "epoch_time_s",
            "train_img_per_s", "elapsed_s")
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_metrics(run_dir: str | os.PathLike[str], history: Sequence[Mapping[str, Any]]) -> None:
@@ -36,14 +25,14 @@ def write_metrics(run_dir: str | os.PathLike[str], history: Sequence[Mapping[str
     the last checkpoint after a crash and resume.
     """
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(dict(row)) + "\n" for row in history))
+    atomic_write(run_dir / "metrics.jsonl", "".join(json.dumps(dict(row)) + "\n" for row in history))
     buf = io.StringIO()
     extra = sorted({k for row in history for k in row} - set(COLUMNS))
     writer = csv.DictWriter(buf, fieldnames=[*COLUMNS, *extra], extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow(dict(row))
-    atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+    atomic_write(run_dir / "metrics.csv", buf.getvalue())
 
 
 def plot_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.PathLike[str],
@@ -71,15 +60,11 @@ def plot_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.Pa
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

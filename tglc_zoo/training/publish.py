@@ -9,7 +9,12 @@ import torch
 from torch import nn
 
 from ..data import DatasetInfo, get_dataset_info
-from .checkpoint import CheckpointError, load_checkpoint
+from ..errors import CheckpointError, CheckpointNotFoundError
+from ..pretrained import push_to_hub, save_pretrained
+from .build import build_model_for
+from .checkpoint import load_checkpoint
+from .config import TrainConfig
+from .recipes import Recipe
 
 __all__ = ["publish_run", "model_from_checkpoint", "describe_run"]
 
@@ -25,12 +30,9 @@ def _dataset_info(ckpt: dict[str, Any]) -> DatasetInfo:
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, DatasetInfo]:
     """Rebuild the trained model of a training checkpoint (strict weight loading), in eval mode."""
-    from .trainer import build_model
-    from .config import TrainConfig
-
     cfg = TrainConfig.from_dict(ckpt["config"])
     info = _dataset_info(ckpt)
-    model = build_model(cfg.model, info, cfg.model_overrides())
+    model = build_model_for(cfg.model, info, cfg.model_overrides())
     model.load_state_dict(ckpt["model"], strict=True)
     model.pretrained_cfg = {**model.pretrained_cfg, "label_names": list(info.label_names)}
     return model.eval(), info
@@ -46,9 +48,8 @@ def describe_run(ckpt: dict[str, Any]) -> str:
     lines = [
         f"Trained with `tglc-train` (tglc_zoo.training) on **{cfg['dataset']}**"
         + (f" ({train_samples} training images)" if train_samples else "") + ".", "",
-        f"- recipe: `{recipe['name']}` ({recipe.get('source', '')}): {recipe['optimizer']} momentum "
-        f"{recipe['momentum']}, weight decay {recipe['weight_decay']}, batch {recipe['batch_size']}, lr {recipe['lr']} "
-        f"x{recipe['lr_gamma']} at epochs {recipe['lr_milestones']}; augmentation: {augmentation}",
+        f"- recipe: `{recipe['name']}` ({recipe.get('source', '')}): {Recipe.from_dict(recipe).describe()}; "
+        f"augmentation: {augmentation}",
         f"- epochs: {epochs_done} of {recipe['epochs']} planned"
         + (f" (at most {cfg['limit_train_batches']} batches per epoch)" if cfg.get("limit_train_batches") else ""),
         f"- seed {cfg['seed']}, AMP {cfg.get('amp') or 'off'}, channels_last {cfg.get('channels_last', False)}, "
@@ -69,14 +70,12 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
     The model card reports the test accuracy/error measured at that checkpoint's epoch, the dataset,
     recipe, epochs, wall time and hardware.  ``push_to_hub`` also uploads the folder to that repo id.
     """
-    import tglc_zoo
-
     if which not in ("last", "best"):
         raise ValueError(f"which={which!r}; valid choices: ['last', 'best']")
     src = Path(run)
     path = src / "checkpoints" / f"{which}.pt" if src.is_dir() else src
     if not path.is_file():
-        raise CheckpointError(f"no training checkpoint at {path}; pass a run folder (with checkpoints/{which}.pt) "
+        raise CheckpointNotFoundError(f"no training checkpoint at {path}; pass a run folder (with checkpoints/{which}.pt) "
                               "or a checkpoint file")
     ckpt = load_checkpoint(path)
     model, info = model_from_checkpoint(ckpt)
@@ -86,11 +85,11 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
     metrics = {"top1": round(100.0 * row["test_acc"], 4), "top1_err": round(100.0 * row["test_err"], 4),
                "loss": round(float(row["test_loss"]), 6)}
     with torch.no_grad():
-        out_path = tglc_zoo.save_pretrained(model, directory, metrics=metrics, dataset=info.name,
+        out_path = save_pretrained(model, directory, metrics=metrics, dataset=info.name,
                                             recipe=describe_run(ckpt))
     if log:
         log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) -> {out_path}")
     if push_to_hub:
-        tglc_zoo.push_to_hub(out_path, push_to_hub)  # the folder just written, card included
+        push_to_hub(out_path, push_to_hub)  # the folder just written, card included
     return out_path
 

@@ -6,9 +6,10 @@ against the paper's table when that file is available.  Every field can be overr
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any
+
+from ..util.choices import check_choice
 
 __all__ = ["Recipe", "RECIPES", "get_recipe"]
 
@@ -23,7 +24,6 @@ class Recipe:
     """
 
     name: str
-    optimizer: str
     lr: float
     momentum: float
     weight_decay: float
@@ -53,17 +53,34 @@ class Recipe:
         d["lr_milestones"] = list(self.lr_milestones)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Recipe":
+        """The recipe a checkpoint recorded (fields this version does not know are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if k == "lr_milestones" else v) for k, v in d.items() if k in names})
+
+    def describe(self) -> str:
+        """The optimiser and schedule in words (model cards, logs)."""
+        sgd = f"SGD{' (Nesterov)' if self.nesterov else ''} momentum {self.momentum}, weight decay {self.weight_decay}"
+        if self.schedule == "cosine":
+            sched = f"lr {self.lr}, cosine decay to 0"
+        else:
+            drops = f" x{self.lr_gamma} at epochs {list(self.lr_milestones)}" if self.lr_milestones else " constant"
+            sched = f"lr {self.lr}{drops}"
+        warm = f" after {self.warmup_epochs:g} epoch(s) of linear warm-up" if self.warmup_epochs else ""
+        return f"{sgd}, batch {self.batch_size}, {self.epochs} epochs, {sched}{warm}"
+
 
 _PAPER = "Lee, Park, Lee, Two-level group convolution (Neural Networks 154, 2022), section 4"
 
 RECIPES: dict[str, Recipe] = {
     "cifar": Recipe(
-        name="cifar", optimizer="SGD", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=200,
+        name="cifar", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=200,
         lr_milestones=(60, 120, 160), lr_gamma=0.1,
         augmentation="pad 4 pixels each side, random 32x32 crop, random horizontal flip",
         source=_PAPER),
     "imagenet": Recipe(
-        name="imagenet", optimizer="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=90,
+        name="imagenet", lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=90,
         lr_milestones=(30, 60), lr_gamma=0.1,
         augmentation="224x224 random-resized crop (scale and aspect-ratio augmentation), as in torchvision's "
                      "reference recipe; random horizontal flip",
@@ -75,7 +92,7 @@ RECIPES: dict[str, Recipe] = {
     # CIFAR's scaled to 28 pixels (pad 2, random crop, horizontal flip -- clothes are left/right
     # symmetric; vertical flips would not be).
     "fmnist": Recipe(
-        name="fmnist", optimizer="SGD", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=30,
+        name="fmnist", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=30,
         lr_milestones=(15, 25), lr_gamma=0.1,
         augmentation="pad 2 pixels each side, random 28x28 crop, random horizontal flip",
         source="tglc_zoo (the paper's CIFAR optimiser on a schedule shortened for Fashion-MNIST)"),
@@ -85,7 +102,7 @@ RECIPES: dict[str, Recipe] = {
     # cosine tail ends at lr 0, so the final epoch is the converged model without a hand-tuned drop.
     # Nesterov momentum 0.9, weight decay 5e-4, batch 128, augmentation as "fmnist".
     "fmnist8": Recipe(
-        name="fmnist8", optimizer="SGD", lr=0.2, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=8,
+        name="fmnist8", lr=0.2, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=8,
         lr_milestones=(), lr_gamma=0.1, nesterov=True, schedule="cosine", warmup_epochs=1.0,
         augmentation="pad 2 pixels each side, random 28x28 crop, random horizontal flip",
         source="tglc_zoo (one-cycle-style cosine schedule for an 8-epoch Fashion-MNIST run)"),
@@ -93,9 +110,5 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name``; unknown names raise ``ValueError`` listing the choices."""
-    if name not in RECIPES:
-        hint = difflib.get_close_matches(str(name), list(RECIPES), n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"unknown recipe {name!r}{extra}; valid choices: {list(RECIPES)}")
-    return RECIPES[name]
+    """The recipe called ``name``; unknown names raise an error listing the choices."""
+    return RECIPES[check_choice("recipe", name, RECIPES)]

@@ -9,87 +9,48 @@ leaves in ``config.output``::
     checkpoints/last.pt         resumable state after the latest epoch (atomic)
     checkpoints/best.pt         the same for the epoch with the best test accuracy
     tensorboard/                when the tensorboard package is installed
+
+Multi-process runs go through a :class:`~tglc_zoo.distributed.ParallelMode` (``config.parallel``):
+it wraps the model, and produces and loads the single-process training state for checkpoints.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import os
-import platform
 import random
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data import DatasetInfo, build_datasets
-from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, atomic_torch_save, capture_rng_state, load_checkpoint,
+from ..distributed.context import DistContext, all_reduce_sum, setup_distributed, teardown_distributed
+from ..distributed.modes import ParallelMode, get_parallel_mode
+from ..errors import CheckpointError, ModelDatasetMismatchError, RunExistsError
+from ..util.atomic import atomic_write_json, clear_stale_temporaries
+from ..util.hardware import hardware_description
+from .build import build_model_for
+from .checkpoint import (CHECKPOINT_FORMAT, atomic_torch_save, capture_rng_state, load_checkpoint,
                          plain_scheduler_state, resolve_resume_path, restore_rng_state, restore_scheduler_state)
-from .config import TrainConfig
-from .ddp import DistContext, all_reduce_sum, setup_distributed, teardown_distributed
-from .metrics import TensorBoardLogger, atomic_write_text, plot_history, write_metrics
+from .config import TrainConfig, runtime_fields
+from .loop import evaluate, train_step
+from .metrics import TensorBoardLogger, plot_history, write_metrics
+from .publish import publish_run
 from .recipes import Recipe
 from .sampler import GlobalBatchSampler, ShardSampler
 from .schedule import build_scheduler
 
-__all__ = ["ParallelMode", "PARALLEL_MODES", "register_parallel_mode", "RunResult", "train", "build_model",
-           "hardware_description", "RunExistsError", "ModelDatasetMismatchError"]
+__all__ = ["RunResult", "train", "RUN_FILES"]
 
-# Settings that, on resume, may differ from the saved run (they do not change the arithmetic).
-_RUNTIME_FIELDS = ("epochs", "output", "resume", "publish", "publish_which", "push_to_hub", "device", "workers",
-                   "progress", "tensorboard", "limit_val_batches", "data_dir", "download", "compile")
-
-
-class RunExistsError(FileExistsError):
-    """The output folder already holds a run and ``--resume`` was not given."""
-
-
-class ModelDatasetMismatchError(ValueError):
-    """The model cannot be trained on the dataset (shapes, classes, or a resumed run's identity)."""
-
-
-@dataclass(frozen=True)
-class ParallelMode:
-    """How the model is wrapped for multi-process training.
-
-    ``wrap(model, ctx)`` returns the module used for forward/backward and evaluation; rank 0's
-    unwrapped ``model.state_dict()`` is what is checkpointed and published, so a wrapper that shards
-    the model must keep (or gather into) the full model on rank 0.  ``shard_data`` says whether each rank reads its own slice of every
-    global batch (data parallel) or all ranks read the whole batch (e.g. group/model parallel).
-    """
-
-    name: str
-    wrap: Callable[[nn.Module, DistContext], nn.Module]
-    shard_data: bool = True
-    description: str = ""
-
-
-def _wrap_data_parallel(model: nn.Module, ctx: DistContext) -> nn.Module:
-    if not ctx.distributed:
-        return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DDP(model, device_ids=device_ids)
-
-
-PARALLEL_MODES: dict[str, ParallelMode] = {
-    "data": ParallelMode("data", _wrap_data_parallel, True,
-                         "DistributedDataParallel over torchrun's processes (a no-op when running alone)"),
-}
-
-
-def register_parallel_mode(mode: ParallelMode) -> None:
-    """Make ``mode`` selectable with ``TrainConfig.parallel`` / ``--parallel`` (used by tglc_zoo.distributed)."""
-    PARALLEL_MODES[mode.name] = mode
+# what a run folder holds: a folder with anything else is not a run and is never written into
+RUN_FILES = frozenset({"config.json", "metrics.jsonl", "metrics.csv", "curves.png", "checkpoints", "tensorboard"})
 
 
 @dataclass
@@ -105,39 +66,6 @@ class RunResult:
     @property
     def final(self) -> dict[str, Any]:
         return self.history[-1] if self.history else {}
-
-
-def hardware_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"CPU {cpu}, {torch.get_num_threads()} threads"
-
-
-def build_model(model_name: str, info: DatasetInfo, overrides: dict[str, Any], pretrained: bool = False
-                ) -> nn.Module:
-    """``create_model`` with the dataset's classes and channels; failures name model and dataset."""
-    from .. import create_model
-
-    kwargs = dict(overrides)
-    for key, want in (("num_classes", info.num_classes), ("in_chans", info.in_chans)):
-        if key in kwargs and kwargs[key] != want:
-            raise ModelDatasetMismatchError(f"{key}={kwargs[key]} was requested but dataset {info.name!r} has "
-                                            f"{key}={want}")
-        kwargs[key] = want
-    try:
-        model = create_model(model_name, pretrained=pretrained, **kwargs)
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise ModelDatasetMismatchError(f"cannot build model {model_name!r} for dataset {info.name!r} "
-                                        f"({info.in_chans} channels, {info.num_classes} classes): {exc}") from exc
-    model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "input_size": tuple(info.input_size),
-                            "mean": tuple(info.mean), "std": tuple(info.std), "num_classes": info.num_classes}
-    return model
 
 
 def _check_forward(model: nn.Module, sample: torch.Tensor, model_name: str, info: DatasetInfo) -> None:
@@ -170,6 +98,67 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_output_folder(run_dir: Path, resuming: bool) -> None:
+    """A new run writes only into a missing or empty folder, or one that holds an unfinished run's own files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunExistsError(f"--output {run_dir} is a file, not a folder; choose a folder for the run")
+    if resuming or not run_dir.is_dir():
+        return
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise RunExistsError(f"{run_dir} already holds a run (checkpoints/last.pt); pass "
+                             f"--resume {run_dir} to continue it or choose another --output")
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
+    record = run_dir / "config.json"
+    if not foreign and record.is_file():
+        try:
+            ok = {"config", "recipe"} <= set(json.loads(record.read_text()))
+        except (ValueError, TypeError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            foreign = ["config.json (not a tglc-train run record)"]
+    if foreign:
+        raise RunExistsError(f"--output {run_dir} holds files that are not a tglc-train run: {foreign[:10]}; "
+                             "a run never writes into a folder of other files: choose a new or empty folder")
+
+
+def merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> TrainConfig:
+    """The resumed run's config: the saved one, with the runtime settings ``cfg`` changes.
+
+    A setting that decides what the run computes (model, data, recipe, seed, precision, ...) may not
+    change: asking for another value is an error that lists each difference. ``epochs`` may grow
+    (train longer) under the ``step`` schedule, whose learning rates do not depend on it.
+    """
+    new, merged = cfg.to_dict(), dict(saved)
+    runtime = set(runtime_fields())
+    defaults = TrainConfig(model=saved["model"], dataset=saved["dataset"], output="x").to_dict()
+    changed = []
+    for key, value in new.items():
+        if key in runtime or key == "epochs" or value in (None, "") or value == saved.get(key):
+            continue
+        if value == defaults.get(key) and key not in ("model", "dataset"):
+            continue  # an option left at its default is not a request
+        changed.append(f"{key}: {saved.get(key)!r} -> {value!r}")
+    if changed:
+        raise ModelDatasetMismatchError(f"--resume {path}: the run was started with other settings ({'; '.join(changed)}); "
+                                        "a resumed run keeps its settings: drop these options, or start a new run "
+                                        "with a new --output")
+    for key in runtime:
+        if new[key] not in (None, ""):
+            merged[key] = new[key]
+    if new["epochs"] is not None and new["epochs"] != saved.get("epochs"):
+        recipe = TrainConfig.from_dict(saved).resolved_recipe()
+        if recipe.schedule != "step" or new["epochs"] < recipe.epochs:
+            raise ModelDatasetMismatchError(
+                f"--resume {path}: --epochs {new['epochs']} differs from the run's {recipe.epochs}; only a run on the "
+                f"step schedule may be extended (the {recipe.schedule!r} schedule's learning rates depend on the "
+                "number of epochs), and never shortened")
+        merged["epochs"] = new["epochs"]
+    if not cfg.output:
+        merged["output"] = str(path.parent.parent) if path.parent.name == "checkpoints" else saved["output"]
+    merged["resume"] = cfg.resume
+    return TrainConfig.from_dict(merged)
+
+
 class _Run:
     """State of one training run (one process)."""
 
@@ -177,41 +166,18 @@ class _Run:
         self.cfg, self.ctx, self.log = cfg, ctx, log
         self.ckpt: dict[str, Any] | None = None
         self._rng_to_restore: dict[str, Any] | None = None
-        # Fault injection for tests: SIGKILL this process right after that many optimizer steps in total.
-        kill_at = os.environ.get("TGLC_TRAIN_KILL_AT_STEP")
-        self._kill_at_step = int(kill_at) if kill_at else None
         if cfg.resume:
             path = resolve_resume_path(cfg.resume)
             self.ckpt = load_checkpoint(path)
-            self.cfg = cfg = self._merge_resume_config(cfg, self.ckpt["config"], path)
+            self.cfg = cfg = merge_resume_config(cfg, self.ckpt["config"], path)
         self.run_dir = Path(cfg.output)
-        if self.ckpt is None and (self.run_dir / "checkpoints" / "last.pt").exists():
-            raise RunExistsError(f"{self.run_dir} already holds a run (checkpoints/last.pt); pass "
-                                 f"--resume {self.run_dir} to continue it or choose another --output")
+        check_output_folder(self.run_dir, resuming=self.ckpt is not None)
         self.recipe: Recipe = cfg.resolved_recipe()
-        self.mode = PARALLEL_MODES.get(cfg.parallel)
-        if self.mode is None:
-            raise ValueError(f"unknown parallel mode {cfg.parallel!r}; valid choices: {sorted(PARALLEL_MODES)}")
-
-    @staticmethod
-    def _merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> TrainConfig:
-        for key in ("model", "dataset"):
-            if cfg.to_dict()[key] not in (None, "", saved[key]):
-                raise ModelDatasetMismatchError(
-                    f"--resume {path}: that run trains {key} {saved[key]!r}, not {cfg.to_dict()[key]!r}; "
-                    "resume it with the same --model/--dataset or start a new run")
-        merged = dict(saved)
-        new = cfg.to_dict()
-        for key in _RUNTIME_FIELDS:
-            if new[key] is not None:
-                merged[key] = new[key]
-        if not cfg.output:
-            merged["output"] = str(path.parent.parent) if path.parent.name == "checkpoints" else saved["output"]
-        return TrainConfig.from_dict(merged)
+        self.mode: ParallelMode = get_parallel_mode(cfg.parallel)
 
     # ------------------------------------------------------------------------------------------ setup
     def setup(self) -> None:
-        cfg, ctx = self.cfg, self.ctx
+        cfg, ctx, r = self.cfg, self.ctx, self.recipe
         _seed_everything(cfg.seed)
         if ctx.is_main and cfg.download:
             build_datasets(cfg.dataset, cfg.data_dir, download=True)
@@ -221,23 +187,20 @@ class _Run:
                                                       image_size=cfg.image_size)
         self.train_ds = _subset(train_ds, cfg.train_subset, cfg.seed)
         self.test_ds = test_ds
-        self.model = build_model(cfg.model, self.info, cfg.model_overrides(), cfg.pretrained)
+        self.model = build_model_for(cfg.model, self.info, cfg.model_overrides(), cfg.pretrained)
         _check_forward(self.model, torch.stack([test_ds[i][0] for i in range(min(2, len(test_ds)))]), cfg.model,
                        self.info)
         if ctx.rank > 0:  # same weights everywhere (DDP also broadcasts), different augmentation draws
             _seed_everything(cfg.seed + ctx.rank)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(ctx.device, memory_format=self.memory_format)
-        r = self.recipe
-        if r.optimizer.lower() != "sgd":
-            raise ValueError(f"recipe {r.name!r} asks for optimizer {r.optimizer!r}; only 'SGD' is implemented")
+        self.num_params = sum(p.numel() for p in self.model.parameters())
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=r.lr, momentum=r.momentum,
                                          weight_decay=r.weight_decay, nesterov=r.nesterov)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.amp]
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == "fp16")
         self.start_epoch, self.history = 0, []
         self.best_acc, self.best_epoch = -1.0, -1
-        self.num_params = sum(p.numel() for p in self.model.parameters())
         self.shard = shard = self.mode.shard_data and ctx.distributed
         rank, world = (ctx.rank, ctx.world_size) if shard else (0, 1)
         self.local_batch = r.batch_size // world
@@ -252,12 +215,9 @@ class _Run:
         self.scheduler = build_scheduler(self.optimizer, steps_per_epoch=self.steps_per_epoch, epochs=r.epochs,
                                          schedule=r.schedule, warmup_epochs=r.warmup_epochs,
                                          lr_milestones=r.lr_milestones, lr_gamma=r.lr_gamma)
+        self.net = self.mode.wrap(self.model, ctx)
         if self.ckpt is not None:
             self._load_state(self.ckpt)
-        self.wrapped = self.mode.wrap(self.model, ctx)
-        if self.ckpt is not None and hasattr(self.wrapped, "localize_optimizer_state"):
-            self.wrapped.localize_optimizer_state(self.optimizer)  # state was loaded into the full model
-        self.net = self.wrapped
         if cfg.compile:
             self.net = torch.compile(self.net)
         pin = ctx.device.type == "cuda"
@@ -269,14 +229,12 @@ class _Run:
         self.tb = TensorBoardLogger(self.run_dir, enabled=cfg.tensorboard and ctx.is_main)
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            for stale in (self.run_dir / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-save
-                stale.unlink(missing_ok=True)
-            atomic_write_text(self.run_dir / "config.json", json.dumps(self._run_record(), indent=2) + "\n")
+            clear_stale_temporaries(self.run_dir / "checkpoints")  # left by a process killed mid-save
+            atomic_write_json(self.run_dir / "config.json", self._run_record())
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
         try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.mode.load_training_state(self.net, self.model, self.optimizer, ckpt["model"], ckpt["optimizer"])
             restore_scheduler_state(self.scheduler, ckpt["scheduler"])
             if ckpt.get("scaler"):
                 self.scaler.load_state_dict(ckpt["scaler"])
@@ -293,8 +251,7 @@ class _Run:
             "input_size": list(self.info.input_size), "mean": list(self.info.mean), "std": list(self.info.std),
             "label_names": list(self.info.label_names), "train_samples": len(self.train_ds),  # type: ignore[arg-type]
             "test_samples": len(self.test_ds)},  # type: ignore[arg-type]
-            "model_args": dict(getattr(self.model, "model_args", {})),
-            "num_params": getattr(self, "num_params", None) or sum(p.numel() for p in self.model.parameters()),
+            "model_args": dict(getattr(self.model, "model_args", {})), "num_params": self.num_params,
             "world_size": self.ctx.world_size, "parallel": self.cfg.parallel,
             "hardware": hardware_description(self.ctx.device), "torch": torch.__version__}
 
@@ -310,7 +267,6 @@ class _Run:
         return x, y.to(self.ctx.device, non_blocking=nb)
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        cfg = self.cfg
         self.net.train()
         self.batch_sampler.set_epoch(epoch)
         steps = self.steps_per_epoch
@@ -319,36 +275,27 @@ class _Run:
         correct = torch.zeros((), dtype=torch.int64, device=self.ctx.device)
         seen = 0
         bar = self._bar(steps, f"epoch {epoch + 1}/{self.recipe.epochs}")
+        world = self.ctx.world_size if self.shard else 1
         t0 = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
             if step >= steps:
                 break
             x, y = self._to_device(x, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            chunks = list(zip(x.chunk(cfg.grad_accum), y.chunk(cfg.grad_accum)))
-            for i, (xm, ym) in enumerate(chunks):
-                sync = i == len(chunks) - 1 or not hasattr(self.net, "no_sync")
-                with (contextlib.nullcontext() if sync else self.net.no_sync()), self._autocast():
-                    out = self.net(xm)
-                    loss = F.cross_entropy(out, ym)
-                self.scaler.scale(loss / len(chunks)).backward()
-                loss_sum += loss.detach().double() * len(ym)
-                correct += (out.detach().argmax(1) == ym).sum()
-            if step % 50 == 0 and not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"training loss is {float(loss.detach())} at epoch {epoch + 1} step {step + 1}; "
-                                         "lower --lr or try --amp bf16 instead of fp16")
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            res = train_step(self.net, x, y, self.optimizer, scaler=self.scaler, autocast=self._autocast,
+                             micro_batches=self.cfg.grad_accum, no_sync=lambda: self.mode.no_sync(self.net))
             self.scheduler.step()
-            seen += len(y)
-            if self._kill_at_step is not None and epoch * steps + step + 1 == self._kill_at_step:
-                os.kill(os.getpid(), signal.SIGKILL)  # fault injection for tests (TGLC_TRAIN_KILL_AT_STEP)
+            if step % 50 == 0 and not math.isfinite(float(res.loss)):
+                raise FloatingPointError(f"training loss is {float(res.loss)} at epoch {epoch + 1} step {step + 1}; "
+                                         "lower --lr or try --amp bf16 instead of fp16")
+            loss_sum += res.loss_sum
+            correct += res.correct
+            seen += res.samples
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0 or step == steps - 1:
                     dt = time.perf_counter() - t0
                     bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{float(correct) / seen:.4f}",
-                                    lr=f"{lr:.3g}", img_s=f"{seen * (self.ctx.world_size if self.shard else 1) / max(dt, 1e-9):.0f}")
+                                    lr=f"{lr:.3g}", img_s=f"{seen * world / max(dt, 1e-9):.0f}")
         if bar is not None:
             bar.close()
         elapsed = time.perf_counter() - t0
@@ -360,22 +307,12 @@ class _Run:
                 "train_time_s": elapsed, "train_img_per_s": total_seen / max(elapsed, 1e-9),
                 "train_samples": int(total_seen)}
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        self.net.eval()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, (x, y) in enumerate(self.test_loader):
-            if self.cfg.limit_val_batches is not None and step >= self.cfg.limit_val_batches:
-                break
-            x, y = self._to_device(x, y)
-            with self._autocast():
-                out = self.net(x)
-            loss_sum += float(F.cross_entropy(out.float(), y, reduction="sum"))
-            correct += int((out.argmax(1) == y).sum())
-            seen += len(y)
-        loss_sum, correct, seen = self._sum_over_ranks([loss_sum, float(correct), float(seen)])
-        acc = correct / max(seen, 1)
-        return {"test_loss": loss_sum / max(seen, 1), "test_acc": acc, "test_err": 1.0 - acc, "test_samples": int(seen)}
+        totals = evaluate(self.net, self.test_loader, prepare=self._to_device, autocast=self._autocast,
+                          limit_batches=self.cfg.limit_val_batches)
+        loss_sum, correct, seen = self._sum_over_ranks([totals.loss_sum, float(totals.correct), float(totals.samples)])
+        totals.loss_sum, totals.correct, totals.samples = loss_sum, int(correct), int(seen)
+        return totals.metrics()
 
     def _sum_over_ranks(self, values: list[float]) -> list[float]:
         """Totals over the data shards (ranks that read the same batches are not added up)."""
@@ -384,15 +321,11 @@ class _Run:
     def _bar(self, total: int, desc: str) -> Any:
         if not (self.cfg.progress and self.ctx.is_main):
             return None
-        from tqdm import tqdm
-
+        try:
+            from tqdm import tqdm
+        except ImportError:  # progress bars come with the [train] extra
+            return None
         return tqdm(total=total, desc=desc, mininterval=1.0, dynamic_ncols=True, leave=False)
-
-    def _full_training_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Model and optimizer state in single-process layout (a collective for sharding wrappers)."""
-        if hasattr(self.wrapped, "gather_training_state"):
-            return self.wrapped.gather_training_state(self.optimizer)
-        return self.model.state_dict(), self.optimizer.state_dict()
 
     def checkpoint_state(self, epoch: int, model_state: dict[str, Any], optimizer_state: dict[str, Any]
                          ) -> dict[str, Any]:
@@ -430,7 +363,8 @@ class _Run:
             self.history.append(row)
             if row["test_acc"] > self.best_acc:
                 self.best_acc, self.best_epoch = row["test_acc"], epoch + 1
-            model_state, optimizer_state = self._full_training_state()  # every rank (may be a collective)
+            # every rank: for a sharding mode this is a collective
+            model_state, optimizer_state = self.mode.training_state(self.net, self.model, self.optimizer)
             if ctx.is_main:
                 self._save(self.checkpoint_state(epoch + 1, model_state, optimizer_state),
                            is_best=self.best_epoch == epoch + 1)
@@ -444,8 +378,6 @@ class _Run:
         result = RunResult(self.run_dir, self.history, self.best_acc, self.best_epoch, wall0,
                            info={"hardware": hardware_description(ctx.device), "world_size": ctx.world_size})
         if cfg.publish and ctx.is_main:
-            from .publish import publish_run
-
             result.published = publish_run(self.run_dir, cfg.publish, which=cfg.publish_which,
                                            push_to_hub=cfg.push_to_hub, log=self.log)
         if ctx.distributed:

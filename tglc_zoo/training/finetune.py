@@ -7,7 +7,6 @@ the checkpoint folder whose model card names its base model.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -15,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .pretrained import from_pretrained, save_pretrained
+from ..pretrained import from_pretrained, save_pretrained
+from .loop import evaluate as evaluate_batches
+from .loop import train_step
+from .schedule import build_scheduler
 
 __all__ = ["FinetuneConfig", "body_and_head_groups", "evaluate", "finetune", "save_finetuned"]
 
@@ -79,21 +80,15 @@ def _train_mode(model: nn.Module, freeze_body: bool) -> None:
     model.get_classifier().train()
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, *, batch_size: int = 256, device: str | torch.device = "cpu"
              ) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``data``."""
-    model.eval()
-    correct, loss, seen = 0, 0.0, 0
-    for x, y in DataLoader(data, batch_size=batch_size):
-        x, y = x.to(device), y.to(device)
-        out = model(x)
-        loss += float(F.cross_entropy(out.float(), y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
-        seen += len(y)
-    if seen == 0:
+    """Top-1 accuracy (%, timm's ``top1``) and mean cross-entropy of ``model`` on ``data``."""
+    totals = evaluate_batches(model, DataLoader(data, batch_size=batch_size),
+                              prepare=lambda x, y: (x.to(device), y.to(device)))
+    if totals.samples == 0:
         raise ValueError("the evaluation set is empty")
-    return {"top1": round(100.0 * correct / seen, 4), "loss": round(loss / seen, 6)}
+    return {"top1": round(100.0 * totals.correct / totals.samples, 4),
+            "loss": round(totals.loss_sum / totals.samples, 6)}
 
 
 def finetune(source: str | os.PathLike[str], train_set: Dataset, test_set: Dataset, *, num_classes: int,
@@ -117,24 +112,15 @@ def finetune(source: str | os.PathLike[str], train_set: Dataset, test_set: Datas
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=False,
                         generator=torch.Generator().manual_seed(config.seed))
     steps_per_epoch = min(len(loader), config.limit_train_batches or len(loader))
-    total = config.epochs * steps_per_epoch
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    step = 0
+    scheduler = build_scheduler(optimizer, steps_per_epoch=steps_per_epoch, epochs=config.epochs, schedule="cosine")
     for epoch in range(config.epochs):
         _train_mode(model, config.freeze_body)
         running = 0.0
         for i, (x, y) in enumerate(loader):
             if i >= steps_per_epoch:
                 break
-            for g, base in zip(optimizer.param_groups, base_lrs):  # cosine decay to zero
-                g["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / total))
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.item()
-            step += 1
+            running += float(train_step(model, x.to(device), y.to(device), optimizer).loss)
+            scheduler.step()
         if log:
             log(f"[finetune] epoch {epoch + 1}/{config.epochs}: train loss {running / steps_per_epoch:.4f}")
     for p in model.parameters():
@@ -151,6 +137,6 @@ def save_finetuned(model: nn.Module, directory: str | os.PathLike[str], *, base_
     if Path(base_model).exists():  # a local path, never to be read as a Hub repo id
         base_model = str(Path(base_model).resolve())
     settings = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
-    recipe = card_fields.pop("recipe", None) or f"Fine-tuned from `{base_model}` with tglc_zoo.finetune ({settings})."
+    recipe = card_fields.pop("recipe", None) or f"Fine-tuned from `{base_model}` with tglc_zoo.training.finetune ({settings})."
     return save_pretrained(model, directory, metrics=metrics, dataset=dataset, base_model=str(base_model),
                            recipe=recipe, **card_fields)

@@ -1,51 +1,23 @@
-"""Group-parallel training with :mod:`tglc_zoo.training`: the ``group`` parallel mode and its checkpoint state.
+"""Training state of a group-parallel shard in single-process layout (what the trainer checkpoints).
 
-``scripts/train.py --group-parallel`` (launched with ``torchrun --nproc_per_node N``) selects the mode
-registered here. Its ``wrap`` turns the model into this rank's shard *in place*: every parameter
-object stays the same but holds its slice, so the trainer's optimizer (built over the model's
-parameters) steps the shard. All ranks read the whole batch (``shard_data=False``); training
-batches are broadcast from rank 0, since the trainer draws augmentation differently per rank.
-
-Checkpoints: a rank holds slices, so a single-process checkpoint needs a collective.
-:func:`gather_training_state` (every rank) returns the model and optimizer state dicts exactly as a
-single-process run would have them; :func:`scatter_training_state` loads such a pair into a shard and
-its optimizer; :func:`localize_optimizer_state` slices optimizer state that was loaded into the full
-model before sharding in place (the trainer's resume order). The same three are methods of the shard.
-
-What the trainer must do for correct checkpoints (``self.model.state_dict()`` on rank 0 alone holds
-only rank 0's slices): build ``checkpoint_state`` on *every* rank with
-``self.net.gather_training_state(self.optimizer)`` when the net has it (a collective), save on rank 0;
-after wrapping on resume, call ``self.net.localize_optimizer_state(self.optimizer)``.
+A rank holds slices, so a single-process checkpoint needs a collective. :func:`gather_training_state`
+(every rank) returns the model and optimizer state dicts exactly as a single-process run would have
+them; :func:`scatter_training_state` loads such a pair into a shard and its optimizer;
+:func:`localize_optimizer_state` slices optimizer state that was loaded into the full model before
+it was sharded in place. :class:`~tglc_zoo.distributed.modes.GroupMode` uses them for the trainer.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
 from torch import nn
 
 from .collectives import _all_gather, _run
-from .group_parallel import GroupParallel, group_parallel
-from .plan import GroupParallelError
+from ..errors import GroupParallelError
+from .group_parallel import GroupParallel
 
-__all__ = ["wrap_group_parallel", "gather_training_state", "scatter_training_state", "localize_optimizer_state",
-           "register_training_mode"]
-
-
-def wrap_group_parallel(model: nn.Module, ctx: Any) -> GroupParallel:
-    """The trainer's ``wrap`` for ``--group-parallel``: this rank's shard, built in place.
-
-    Training batches are broadcast from rank 0 (``sync_inputs``): the trainer seeds each rank's
-    augmentation differently, and every shard must see the same images.
-    """
-    if not getattr(ctx, "distributed", False):
-        groups = getattr(model, "groups", "N")
-        raise GroupParallelError(f"--group-parallel needs one process per group: launch with torchrun "
-                                 f"--nproc_per_node {groups}")
-    shard = group_parallel(model, inplace=True)
-    shard.sync_inputs = True
-    return shard
+__all__ = ["gather_training_state", "scatter_training_state", "localize_optimizer_state"]
 
 
 def _optimizer_params(optimizer: torch.optim.Optimizer, shard: GroupParallel) -> list[str]:
@@ -116,17 +88,3 @@ def localize_optimizer_state(shard: GroupParallel, optimizer: torch.optim.Optimi
                 entry[key] = shard.plan.local_slice(value, shard.rank, name).clone()
                 sliced += 1
     return sliced
-
-
-def register_training_mode() -> None:
-    """Make ``--parallel group`` / ``--group-parallel`` available to :mod:`tglc_zoo.training`."""
-    from ..training.trainer import ParallelMode, register_parallel_mode
-
-    register_parallel_mode(ParallelMode(
-        "group", wrap_group_parallel, shard_data=False,
-        description="group parallelism: process k holds group k of every GC/GC-2L layer (tglc_zoo.distributed); "
-                    "every process reads the whole batch"))
-
-
-if "tglc_zoo.training.trainer" in sys.modules:  # the training CLI imports us to register its modes
-    register_training_mode()

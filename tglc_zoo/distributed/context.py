@@ -1,4 +1,4 @@
-"""Process-group setup for data-parallel training under ``torchrun`` (gloo on CPU, NCCL on CUDA)."""
+"""Process groups for multi-process training under ``torchrun`` (gloo on CPU, NCCL on CUDA), and the run's place in one."""
 from __future__ import annotations
 
 import datetime
