@@ -10,6 +10,7 @@ Keyword arguments are those of ``tglc_zoo.create_model`` (``num_classes``, ``in_
 """
 dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors"]
 
-from tglc_zoo.registry import list_models as _list_models, model_entrypoint as _model_entrypoint  # noqa: E402
+from tglc_zoo.registry import list_models as _list_models  # noqa: E402
+from tglc_zoo.registry import model_entrypoint as _model_entrypoint  # noqa: E402
 
 globals().update({_name: _model_entrypoint(_name) for _name in _list_models()})

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark of scripts/bench.py on CUDA: fp32 and bf16 autocast, batch 128, in under 8 minutes.
+# The benchmark of python -m benchmarks.bench on CUDA: fp32 and bf16 autocast, batch 128, in under 8 minutes.
 # Results go to docs/bench/gpu/ and the CUDA rows of tglc_zoo/layers/gc2l_impl_table.json (commit both). Three stages with their own time budgets; a stage that
 # runs out of budget still writes what it measured (its JSON says truncated_by_time_budget).
 #
@@ -35,8 +35,8 @@ fi
 mkdir -p "$OUT"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" > "$OUT/nvidia-smi.txt"
 start=$(date +%s)
-"$PY" scripts/bench.py "${COMMON[@]}" "${STAGE1[@]}" --out "$OUT" --name layers_wrn28_10 | tee "$OUT/layers_wrn28_10.log"
-"$PY" scripts/bench.py "${COMMON[@]}" "${STAGE2[@]}" --out "$OUT" --name layers_wrn34_2_mobilenetv2 \
+"$PY" -m benchmarks.bench "${COMMON[@]}" "${STAGE1[@]}" --out "$OUT" --name layers_wrn28_10 | tee "$OUT/layers_wrn28_10.log"
+"$PY" -m benchmarks.bench "${COMMON[@]}" "${STAGE2[@]}" --out "$OUT" --name layers_wrn34_2_mobilenetv2 \
   | tee "$OUT/layers_wrn34_2_mobilenetv2.log"
-"$PY" scripts/bench.py "${COMMON[@]}" "${STAGE3[@]}" --out "$OUT" --name models | tee "$OUT/models.log"
+"$PY" -m benchmarks.bench "${COMMON[@]}" "${STAGE3[@]}" --out "$OUT" --name models | tee "$OUT/models.log"
 echo "bench_gpu.sh: $(( $(date +%s) - start ))s, results in $OUT"

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-import tglc_zoo  # noqa: E402
-from tglc_zoo.convert import METHODS, TARGET_TYPES, to_grouped  # noqa: E402
-from tglc_zoo.convert.calibration import dataset_images  # noqa: E402
-from tglc_zoo.data import DATASETS  # noqa: E402
+import tglc_zoo
+from tglc_zoo.convert import METHODS, TARGET_TYPES, to_grouped
+from tglc_zoo.convert.calibration import dataset_images
+from tglc_zoo.data import DATASETS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

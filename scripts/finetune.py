@@ -10,15 +10,12 @@ folder's model card names the source as its base model and reports the measured 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-from tglc_zoo.data import DATASETS, build_datasets  # noqa: E402
-from tglc_zoo.training.finetune import FinetuneConfig, finetune, save_finetuned  # noqa: E402
+from tglc_zoo.data import DATASETS, build_datasets
+from tglc_zoo.training.finetune import FinetuneConfig, finetune, save_finetuned
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

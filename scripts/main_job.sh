@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec "${PYTHON:-python3}" scripts/main_job.py "$@"
+exec "${PYTHON:-python3}" -m experiments.main_job "$@"

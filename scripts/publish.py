@@ -1,13 +1,10 @@
 #!/usr/bin/env python3
 """Publish a training run as a checkpoint folder: ``scripts/publish.py RUN_DIR DIR [--which best]``."""
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from tglc_zoo.training.checkpoint import CheckpointError  # noqa: E402
-from tglc_zoo.training.publish import publish_run  # noqa: E402
+from tglc_zoo.errors import TglcZooError
+from tglc_zoo.training.publish import publish_run
 
 
 def main(argv=None) -> int:
@@ -19,7 +16,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         publish_run(args.run, args.directory, which=args.which, push_to_hub=args.push_to_hub, log=print)
-    except (CheckpointError, ValueError) as exc:
+    except (TglcZooError, ValueError, OSError) as exc:
         print(f"publish: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -39,7 +39,7 @@ class BuildRequest:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_call(cls, name: str, pretrained: Any, kwargs: dict[str, Any]) -> "BuildRequest":
+    def from_call(cls, name: str, pretrained: Any, kwargs: dict[str, Any]) -> BuildRequest:
         kwargs = dict(kwargs)
         req = cls(VARIANTS[name], pretrained, kwargs.pop("pretrained_cfg", None),
                   kwargs.pop("pretrained_cfg_overlay", None), kwargs.pop("cache_dir", None))

@@ -54,7 +54,9 @@ def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
             source = _source_from_cfg(variant, cfg)
             entry = load_manifest().get(f"{variant}.{cfg.get('tag')}") if cfg.get("tag") else None
             # the manifest's hash vouches for the manifest's own file only, not for any folder with that tag
-            if entry and source in {str(entry.get("file")), str(entry.get("url")), HF_PREFIX + str(entry.get("hf_hub_id"))}:
+            own = ({str(entry.get("file")), str(entry.get("url")), HF_PREFIX + str(entry.get("hf_hub_id"))}
+                   if entry else set())
+            if source in own:
                 sha256 = entry.get("sha256")
         elif isinstance(pretrained, (str, Path)):
             source = str(pretrained)

@@ -15,8 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import (ConfigError, make_config, render_model_card, resolve_source, upload_checkpoint_folder,
-                  write_checkpoint_folder)
+from .checkpoint import (
+    ConfigError,
+    make_config,
+    render_model_card,
+    resolve_source,
+    upload_checkpoint_folder,
+    write_checkpoint_folder,
+)
 from .loading import PRETRAINED_CFG_FIELDS
 from .registry import create_model, is_model, list_models
 from .weights import load_manifest

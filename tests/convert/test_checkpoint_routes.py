@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from convert_helpers import images, randomize
 
 import tglc_zoo
-from convert_helpers import images, randomize
 from tglc_zoo.convert import to_grouped
 
 REPO = Path(tglc_zoo.__file__).resolve().parents[1]

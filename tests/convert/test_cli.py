@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from convert_helpers import images, randomize
 
 import tglc_zoo
-from convert_helpers import images, randomize
 from tglc_zoo.convert import to_grouped
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert.py"
@@ -32,7 +32,8 @@ def source(tmp_path_factory):
 def test_converts_a_checkpoint_folder(cli, source, tmp_path, capsys):
     model, folder = source
     out, report = tmp_path / "gc2l", tmp_path / "report.json"
-    assert cli.main([str(folder), "--groups", "2", "--output", str(out), "--report", str(report), "--threads", "1"]) == 0
+    args = [str(folder), "--groups", "2", "--output", str(out), "--report", str(report), "--threads", "1"]
+    assert cli.main(args) == 0
     loaded = tglc_zoo.from_pretrained(out).eval()
     expected = to_grouped(model, "gc2l", 2, "optimal")
     assert loaded.pretrained_cfg["architecture"] == "wrn16_2_gc2l_n2"

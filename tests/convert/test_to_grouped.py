@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from convert_helpers import images, randomize
 
 import tglc_zoo
-from convert_helpers import images, randomize
 from tglc_zoo.convert import kernel_error, layer_kernel, to_grouped
 from tglc_zoo.layers import GroupConv2d, TwoLevelGroupConv2d
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 import time
 
+import gp_workers
 import pytest
 
-import gp_workers
 from tglc_zoo.distributed.launch import launch
 
 PG_TIMEOUT = 6.0

@@ -1,12 +1,12 @@
 """N = 2 spawned gloo ranks vs the single-process model: outputs, loss, every gradient, 3 SGD steps."""
 from __future__ import annotations
 
+import gp_workers
 import pytest
 import torch
 from _equivalence import check_case
 
-import gp_workers
-from tglc_zoo.distributed.cost_model import group_comm_bytes, wrn_cifar_layers
+from benchmarks.parallel.cost_model import group_comm_bytes, wrn_cifar_layers
 from tglc_zoo.distributed.launch import launch
 
 WORLD = 2

@@ -1,10 +1,10 @@
 """N = 4 spawned gloo ranks vs the single-process model."""
 from __future__ import annotations
 
+import gp_workers
 import pytest
 from _equivalence import check_case
 
-import gp_workers
 from tglc_zoo.distributed.launch import launch
 
 WORLD = 4

@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from tglc_zoo import create_model
-from tglc_zoo.distributed import (GroupParallelError, group_parallel, load_rank_state_dict, make_plan,
-                                  merge_rank_files, save_rank_files)
+from tglc_zoo.distributed import (
+    GroupParallelError,
+    group_parallel,
+    load_rank_state_dict,
+    make_plan,
+    merge_rank_files,
+    save_rank_files,
+)
 from tglc_zoo.distributed.plan import ShardPlan
 from tglc_zoo.models import MobileNetV2, WideResNet
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tglc_zoo.layers import (CONV_TYPES, DeployedFLGC, FLGCConv2d, channel_shuffle, create_conv, deploy)
+from tglc_zoo.layers import CONV_TYPES, DeployedFLGC, FLGCConv2d, channel_shuffle, create_conv, deploy
 
 
 def _groups(conv_type):
@@ -94,7 +94,8 @@ def test_deploy_model_copy_leaves_original():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(conv_type="gc3", in_channels=8, out_channels=8, kernel_size=3), r"'gc3'.*did you mean 'gc'.*valid choices"),
-    (dict(conv_type="gc", in_channels=8, out_channels=12, kernel_size=3, groups=3), r"groups=3.*in_channels=8.*valid groups"),
+    (dict(conv_type="gc", in_channels=8, out_channels=12, kernel_size=3, groups=3),
+     r"groups=3.*in_channels=8.*valid groups"),
     (dict(conv_type="gc2l", in_channels=8, out_channels=8, kernel_size=3, groups=0), r"groups must be a positive"),
     (dict(conv_type="sc", in_channels=8, out_channels=8, kernel_size=3, groups=2), r"needs groups=1"),
     (dict(conv_type="gc", in_channels=0, out_channels=8, kernel_size=3), r"in_channels must be a positive"),

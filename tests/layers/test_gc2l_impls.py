@@ -3,14 +3,10 @@ import json
 
 import pytest
 import torch
-
-from tglc_zoo.layers import TwoLevelGroupConv2d
-from tglc_zoo.layers import gc2l_impl
-from tglc_zoo.layers.gc2l_impl import KERNEL_IMPLS, ShapeKey, choose_impl, load_table
-
 from gc2l_reference import reference
 
-
+from tglc_zoo.layers import TwoLevelGroupConv2d, gc2l_impl
+from tglc_zoo.layers.gc2l_impl import KERNEL_IMPLS, ShapeKey, choose_impl, load_table
 
 CASES = [  # n, m, N, kernel, stride
     (8, 8, 2, 3, 1), (8, 16, 4, 3, 2), (12, 6, 3, 1, 1), (16, 32, 16, 3, 1), (6, 12, 1, 3, 2), (16, 8, 8, 1, 2),

@@ -1,11 +1,9 @@
 """GC-2L is its definition: A2L = R̄0ᵀ R0 + Agp (eq. 3.5)."""
 import pytest
 import torch
-
-from tglc_zoo.layers import TwoLevelGroupConv2d, create_conv
-
 from gc2l_reference import reference
 
+from tglc_zoo.layers import TwoLevelGroupConv2d, create_conv
 
 CASES = [  # n, m, N, kernel, stride
     (8, 8, 2, 3, 1), (8, 16, 4, 3, 2), (12, 6, 3, 1, 1), (16, 32, 16, 3, 1), (6, 12, 1, 3, 2), (16, 8, 8, 1, 2),

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_testdata import write_cifar, write_imagefolder
 
 from tglc_zoo.data import FMNIST_SYSTEM_DIR, load_dataset
-from train_testdata import write_cifar, write_imagefolder
 
 
 @pytest.fixture(autouse=True)

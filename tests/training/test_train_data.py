@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from tglc_zoo.data import (DATASETS, DataNotFoundError, build_datasets, get_dataset_info, load_dataset,
-                           prepare_torchvision_fmnist)
-
 from train_testdata import write_cifar
+
+from tglc_zoo.data import (
+    DATASETS,
+    DataNotFoundError,
+    build_datasets,
+    get_dataset_info,
+    load_dataset,
+    prepare_torchvision_fmnist,
+)
 
 
 def test_fmnist_reads_gz_folder_and_torchvision_root(fmnist_dir: Path, tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_main_job_small(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "main_job.py"), "--dataset", "digits",
+    out = subprocess.run([sys.executable, "-m", "experiments.main_job", "--dataset", "digits",
                           "--model", "wrn16_2_gc2l_n2", "--compare", "wrn16_2_gc_n2", "--train-subset", "256",
                           "--epochs", "1", "--lr-milestones", "", "--threads", "1", "--output", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [r["model"] for r in summary["results"]] == ["wrn16_2_gc2l_n2", "wrn16_2_gc_n2"]

@@ -55,7 +55,8 @@ def test_cli_maps_every_option() -> None:
                               "--limit-train-batches", "3", "--limit-val-batches", "2", "--train-subset", "100"])
     cfg = config_from_args(args, parser)
     assert cfg.model_overrides() == {"conv_type": "gc2l", "groups": 4}
-    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_milestones, cfg.amp, cfg.workers) == (5, 64, 0.2, [2, 4], "bf16", 2)
+    got = (cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_milestones, cfg.amp, cfg.workers)
+    assert got == (5, 64, 0.2, [2, 4], "bf16", 2)
     assert cfg.channels_last and cfg.compile and cfg.limit_train_batches == 3 and cfg.train_subset == 100
     bare = parser.parse_args(["--resume", "runs/x/checkpoints/last.pt"])
     assert config_from_args(bare, parser).output == "runs/x"
@@ -74,9 +75,9 @@ def test_cli_errors_are_short_and_clear(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize("script,count", [("table1_3", 51), ("table2", 9), ("table4", 13)])
 def test_reproduction_dry_run(script: str, count: int, capsys: pytest.CaptureFixture[str],
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(REPO / "scripts" / "reproduce"))
-    module = importlib.import_module(script)
-    from _launch import common_parser, main as launch
+    module = importlib.import_module(f"experiments.paper_tables.{script}")
+    from experiments.paper_tables.launch import common_parser
+    from experiments.paper_tables.launch import main as launch
 
     parser = common_parser("test")
     for opt in ("--cifar10-dir", "--cifar100-dir", "--imagenet-dir"):
@@ -90,7 +91,7 @@ def test_reproduction_dry_run(script: str, count: int, capsys: pytest.CaptureFix
 
 
 def test_reproduction_script_runs_as_a_program() -> None:
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "reproduce" / "table2.py"), "--dry-run"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "experiments.paper_tables.table2", "--dry-run"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "--group-parallel" in out.stdout and "# all 9 commands parse" in out.stdout

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tglc_zoo.training import (CheckpointError, ModelDatasetMismatchError, RunExistsError, TrainConfig,
-                               load_checkpoint, train)
+from tglc_zoo.training import (
+    CheckpointError,
+    ModelDatasetMismatchError,
+    RunExistsError,
+    TrainConfig,
+    load_checkpoint,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = dict(progress=False, tensorboard=False)
@@ -35,7 +41,7 @@ def test_resume_is_bit_identical(fmnist_dir: Path, tmp_path: Path) -> None:
     resumed = train(TrainConfig(output=str(tmp_path / "b"), epochs=2, resume=str(tmp_path / "b"), **common),
                     log=lambda m: None)
     assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
-    a, b = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt"), load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    a, b = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt") for run in ("a", "b"))
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     assert all(torch.equal(a["optimizer"]["state"][k]["momentum_buffer"], b["optimizer"]["state"][k]["momentum_buffer"])
                for k in a["optimizer"]["state"])
@@ -74,7 +80,8 @@ def test_model_dataset_mismatch(tmp_path: Path) -> None:
     with pytest.raises(ModelDatasetMismatchError, match=r"layer .*channels"):
         train(TrainConfig(model="wrn16_2", groups=3, conv_type="gc", dataset="digits", output=str(run), **common))
     train(TrainConfig(model="wrn16_2", dataset="digits", output=str(run), **common), log=lambda m: None)
-    with pytest.raises(ModelDatasetMismatchError, match=r"started with other settings \(model: 'wrn16_2' -> 'wrn16_2_gc_n2'\)"):
+    with pytest.raises(ModelDatasetMismatchError,
+                       match=r"started with other settings \(model: 'wrn16_2' -> 'wrn16_2_gc_n2'\)"):
         train(TrainConfig(model="wrn16_2_gc_n2", dataset="digits", output=str(run), resume=str(run), **common))
     with pytest.raises(RunExistsError, match="--resume"):
         train(TrainConfig(model="wrn16_2", dataset="digits", output=str(run), **common))

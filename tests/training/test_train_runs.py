@@ -53,8 +53,8 @@ def test_digits_run(tmp_path: Path) -> None:
 
 
 def test_cifar_folder_run(cifar_dir: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(model="wrn16_2_shuffle_n2", dataset="cifar10", data_dir=str(cifar_dir), output=str(tmp_path / "r"),
-                      recipe="cifar", epochs=1, batch_size=32, **QUIET)
+    cfg = TrainConfig(model="wrn16_2_shuffle_n2", dataset="cifar10", data_dir=str(cifar_dir),
+                      output=str(tmp_path / "r"), recipe="cifar", epochs=1, batch_size=32, **QUIET)
     result = train(cfg, log=lambda m: None)
     ckpt = _check_run(tmp_path / "r", 1)
     assert ckpt["recipe"]["name"] == "cifar" and ckpt["recipe"]["weight_decay"] == 5e-4

@@ -3,9 +3,15 @@
 Floor 1 of the package: this reads and writes files and resolves where they come from; it never
 builds a model (``tglc_zoo.pretrained`` puts weights and models together).
 """
+from ..errors import (
+                      CheckpointError,
+                      CheckpointNotFoundError,
+                      ConfigError,
+                      CorruptCheckpointError,
+                      HashMismatchError,
+                      UnsafeCheckpointError,
+)
 from .config import CONFIG_NAME, make_config, read_config, validate_config, write_config
-from ..errors import (CheckpointError, CheckpointNotFoundError, ConfigError, CorruptCheckpointError,
-                      HashMismatchError, UnsafeCheckpointError)
 from .folder import CHECKPOINT_FILES, write_checkpoint_folder
 from .hf import HF_PREFIX, is_hf_repo_id, split_repo_id
 from .legacy import load_legacy_state_dict

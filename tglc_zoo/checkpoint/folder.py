@@ -9,7 +9,6 @@ import torch
 
 from ..errors import CheckpointError
 from ..util.atomic import atomic_directory
-
 from .config import CONFIG_NAME, validate_config, write_config
 from .model_card import CARD_NAME
 from .safetensors_io import WEIGHTS_NAME, save_weights

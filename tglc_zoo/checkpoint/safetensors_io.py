@@ -15,8 +15,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import config_from_json, config_to_json
 from ..errors import CheckpointNotFoundError, CorruptCheckpointError
+from .config import config_from_json, config_to_json
 
 WEIGHTS_NAME = "model.safetensors"
 METADATA_KEY = "tglc_zoo.config"

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from .config import CONFIG_NAME, read_config
 from ..errors import CheckpointNotFoundError, ConfigError, CorruptCheckpointError
+from .config import CONFIG_NAME, read_config
 from .hf import HF_PREFIX, hf_file, is_hf_repo_id, split_repo_id
 from .legacy import LEGACY_SUFFIXES, load_legacy_state_dict
 from .safetensors_io import WEIGHTS_NAME, load_weights, read_metadata_config

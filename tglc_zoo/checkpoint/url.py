@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 
 import torch.hub
 
-from ..util.hashing import sha256_file
 from ..errors import CheckpointNotFoundError, HashMismatchError
+from ..util.hashing import sha256_file
 
 URL_SCHEMES: tuple[str, ...] = ("https", "http", "file")
 

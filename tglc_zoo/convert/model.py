@@ -8,8 +8,8 @@ import torch
 from timm.models._registry import split_model_name_tag
 from torch import nn
 
-from ..layers import GroupConv2d, TwoLevelGroupConv2d
 from ..archs import VARIANTS
+from ..layers import GroupConv2d, TwoLevelGroupConv2d
 from ..registry import create_model
 from .calibration import DEFAULT_BATCH_SIZE, CalibrationData, input_moments
 from .fit import ConvFit, check_method, check_target_type, fit_conv

@@ -69,7 +69,7 @@ def merge_rank_files(folder: str | Path) -> dict[str, torch.Tensor]:
     return plan.merge([load_rank_state_dict(folder, r) for r in range(plan.world_size)])
 
 
-def save_shard_files(shard: "torch.nn.Module", folder: str | Path) -> Path:
+def save_shard_files(shard: torch.nn.Module, folder: str | Path) -> Path:
     """Collective: every rank of a :class:`GroupParallel` writes its own file (atomically) into ``folder``.
 
     Rank 0 writes ``group_parallel.json`` last, after a barrier, so its presence marks a complete set.

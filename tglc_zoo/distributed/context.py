@@ -1,4 +1,5 @@
-"""Process groups for multi-process training under ``torchrun`` (gloo on CPU, NCCL on CUDA), and the run's place in one."""
+"""Process groups for multi-process training under ``torchrun`` (gloo on CPU, NCCL on CUDA), and the
+run's place in one."""
 from __future__ import annotations
 
 import datetime

@@ -118,7 +118,7 @@ def check_world_size(model: nn.Module, world_size: int) -> int:
     return world_size
 
 
-def make_plan(model: nn.Module, world_size: int | None = None, shard_stem: bool = True) -> "ShardPlan":
+def make_plan(model: nn.Module, world_size: int | None = None, shard_stem: bool = True) -> ShardPlan:
     """Classify every state-dict key of ``model`` as sharded (dim 0) or replicated, for N = ``model.groups``."""
     _, groups = check_supported(model)
     world_size = check_world_size(model, groups if world_size is None else world_size)
@@ -210,7 +210,7 @@ class ShardPlan:
                            "replicated": list(self.replicated), "order": list(self.keys)}, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "ShardPlan":
+    def from_json(cls, text: str) -> ShardPlan:
         try:
             d = json.loads(text)
             if d.get("format") != PLAN_FORMAT:

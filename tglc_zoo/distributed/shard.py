@@ -133,7 +133,7 @@ class SyncedDropout(nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}, seed={self.seed}"
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "SyncedDropout":
+    def __deepcopy__(self, memo: dict[int, Any]) -> SyncedDropout:
         new = SyncedDropout(self.p, self.seed)
         new.train(self.training)
         return new

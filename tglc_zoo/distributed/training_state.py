@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from .collectives import _all_gather, _run
 from ..errors import GroupParallelError
+from .collectives import _all_gather, _run
 from .group_parallel import GroupParallel
 
 __all__ = ["gather_training_state", "scatter_training_state", "localize_optimizer_state"]
@@ -39,7 +38,7 @@ def gather_training_state(shard: GroupParallel, optimizer: torch.optim.Optimizer
     names = _optimizer_params(optimizer, shard)
     sharded = set(shard.plan.sharded)
     local = optimizer.state_dict()
-    params = {n: p for n, p in shard.module.named_parameters()}
+    params = dict(shard.module.named_parameters())
     state: dict[int, dict[str, Any]] = {}
     for idx, name in enumerate(names):
         entry = local["state"].get(idx)

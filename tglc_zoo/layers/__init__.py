@@ -1,6 +1,13 @@
 """Convolution layers of tglc_zoo: one module per type, one spec per type, and the :func:`create_conv` factory."""
-from .conv_types import (CONV_LABELS, CONV_SPECS, CONV_TYPES, GROUPED_CONV_TYPES, SHARDABLE_CONV_TYPES, ConvType,
-                         conv_type_of)
+from .conv_types import (
+                         CONV_LABELS,
+                         CONV_SPECS,
+                         CONV_TYPES,
+                         GROUPED_CONV_TYPES,
+                         SHARDABLE_CONV_TYPES,
+                         ConvType,
+                         conv_type_of,
+)
 from .create_conv import check_conv_type, create_conv
 from .deploy import deploy
 from .flgc import DeployedFLGC, FLGCConv2d, hard_assignment

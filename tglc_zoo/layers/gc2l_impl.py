@@ -39,7 +39,7 @@ class ShapeKey:
     def kind(self) -> tuple[Any, ...]:
         return (self.device, self.channels_last, self.training, self.kernel_size, self.stride, self.groups)
 
-    def distance(self, other: "ShapeKey") -> float:
+    def distance(self, other: ShapeKey) -> float:
         return (abs(math.log(self.in_channels / other.in_channels))
                 + abs(math.log(self.out_channels / other.out_channels))
                 + 0.5 * abs(math.log(max(self.hw, 1) / max(other.hw, 1))))

@@ -8,7 +8,8 @@ that reproduces all seven counts of the paper's Table 4.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn

@@ -14,7 +14,8 @@ the parameter counts of the paper's Tables 1–3.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import torch
 from torch import nn

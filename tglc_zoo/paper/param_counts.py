@@ -1,8 +1,8 @@
 """Our parameter counts beside the paper's Tables 1–4 (counted on the meta device: nothing is allocated)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -71,3 +71,16 @@ def param_rows(with_deployed: bool = True) -> list[ParamRow]:
             rows.append(ParamRow("Table 2", f"wrn28_{width}", conv_type, groups, cell["params_M"], 1, ours))
     rows += _rows("Table 4", "mobilenetv2", t["table4_mobilenetv2_imagenet"], 1000, 2, with_deployed)
     return rows
+
+
+def param_table_markdown(rows: list[ParamRow]) -> str:
+    """The comparison as a markdown table (MODEL_CARD.md)."""
+    lines = ["| table | model | conv | N | paper (M) | ours | match |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.comparable:
+            mark = "✓" if r.ok else "✗"
+        else:
+            mark = "n/a: training form" + (f"; deployed {r.deployed:,}" if r.deployed is not None else "")
+        lines.append(f"| {r.table} | {r.arch} | {r.conv_type} | {r.groups} | {r.paper_m:.{r.decimals}f} | "
+                     f"{r.ours:,} | {mark} |")
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, CheckpointNotFoundError, CorruptCheckpointError
+from ..errors import CheckpointNotFoundError, CorruptCheckpointError
 from ..util.atomic import atomic_path
 
 __all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "capture_rng_state",
@@ -33,7 +33,8 @@ def resolve_resume_path(resume: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         cand = p / "checkpoints" / "last.pt"
         if not cand.is_file():
-            raise CheckpointNotFoundError(f"--resume {str(resume)!r}: no checkpoint at {cand} (the run never finished an "
+            raise CheckpointNotFoundError(f"--resume {str(resume)!r}: no checkpoint at {cand} (the run never "
+                                          "finished an "
                                   "epoch, or this is not a run folder)")
         return cand
     if not p.is_file():
@@ -46,7 +47,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zip, garbage bytes, foreign pickle: all mean "corrupt"
+    except Exception as exc:
         raise CorruptCheckpointError(f"cannot read checkpoint {path}: it is corrupt, truncated or not a torch file "
                               f"({type(exc).__name__}: {str(exc)[:200]}). Resume from another checkpoint "
                               f"(e.g. {path.parent / 'best.pt'}) or start a new run.") from exc

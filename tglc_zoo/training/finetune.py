@@ -137,6 +137,7 @@ def save_finetuned(model: nn.Module, directory: str | os.PathLike[str], *, base_
     if Path(base_model).exists():  # a local path, never to be read as a Hub repo id
         base_model = str(Path(base_model).resolve())
     settings = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
-    recipe = card_fields.pop("recipe", None) or f"Fine-tuned from `{base_model}` with tglc_zoo.training.finetune ({settings})."
+    recipe = (card_fields.pop("recipe", None)
+              or f"Fine-tuned from `{base_model}` with tglc_zoo.training.finetune ({settings}).")
     return save_pretrained(model, directory, metrics=metrics, dataset=dataset, base_model=str(base_model),
                            recipe=recipe, **card_fields)

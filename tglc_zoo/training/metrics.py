@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..util.atomic import atomic_path, atomic_write

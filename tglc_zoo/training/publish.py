@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..data import DatasetInfo, get_dataset_info
 from ..errors import CheckpointError, CheckpointNotFoundError
-from ..pretrained import push_to_hub, save_pretrained
+from ..pretrained import save_pretrained
 from .build import build_model_for
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
@@ -75,7 +76,8 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
     src = Path(run)
     path = src / "checkpoints" / f"{which}.pt" if src.is_dir() else src
     if not path.is_file():
-        raise CheckpointNotFoundError(f"no training checkpoint at {path}; pass a run folder (with checkpoints/{which}.pt) "
+        raise CheckpointNotFoundError(f"no training checkpoint at {path}; pass a run folder "
+                                      f"(with checkpoints/{which}.pt) "
                               "or a checkpoint file")
     ckpt = load_checkpoint(path)
     model, info = model_from_checkpoint(ckpt)
@@ -88,7 +90,8 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
         out_path = save_pretrained(model, directory, metrics=metrics, dataset=info.name,
                                             recipe=describe_run(ckpt))
     if log:
-        log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) -> {out_path}")
+        log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) "
+            f"-> {out_path}")
     if push_to_hub:
         push_to_hub(out_path, push_to_hub)  # the folder just written, card included
     return out_path

@@ -39,7 +39,7 @@ class Recipe:
     source: str = ""
     notes: str = ""
 
-    def replace(self, **overrides: Any) -> "Recipe":
+    def replace(self, **overrides: Any) -> Recipe:
         """A copy with some fields changed; ``None`` values are ignored, unknown names raise ``ValueError``."""
         names = {f.name for f in dataclasses.fields(self)}
         bad = sorted(set(overrides) - names)
@@ -54,7 +54,7 @@ class Recipe:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Recipe":
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
         """The recipe a checkpoint recorded (fields this version does not know are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (tuple(v) if k == "lr_milestones" else v) for k, v in d.items() if k in names})

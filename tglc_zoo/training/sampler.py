@@ -2,7 +2,7 @@
 data-parallel runs that see the same global batches as a single process."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler

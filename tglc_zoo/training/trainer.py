@@ -37,8 +37,16 @@ from ..errors import CheckpointError, ModelDatasetMismatchError, RunExistsError
 from ..util.atomic import atomic_write_json, clear_stale_temporaries
 from ..util.hardware import hardware_description
 from .build import build_model_for
-from .checkpoint import (CHECKPOINT_FORMAT, atomic_torch_save, capture_rng_state, load_checkpoint,
-                         plain_scheduler_state, resolve_resume_path, restore_rng_state, restore_scheduler_state)
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    atomic_torch_save,
+    capture_rng_state,
+    load_checkpoint,
+    plain_scheduler_state,
+    resolve_resume_path,
+    restore_rng_state,
+    restore_scheduler_state,
+)
 from .config import TrainConfig, runtime_fields
 from .loop import evaluate, train_step
 from .metrics import TensorBoardLogger, plot_history, write_metrics
@@ -139,7 +147,8 @@ def merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> 
             continue  # an option left at its default is not a request
         changed.append(f"{key}: {saved.get(key)!r} -> {value!r}")
     if changed:
-        raise ModelDatasetMismatchError(f"--resume {path}: the run was started with other settings ({'; '.join(changed)}); "
+        raise ModelDatasetMismatchError(f"--resume {path}: the run was started with other settings "
+                                        f"({'; '.join(changed)}); "
                                         "a resumed run keeps its settings: drop these options, or start a new run "
                                         "with a new --output")
     for key in runtime:
@@ -303,7 +312,8 @@ class _Run:
         if not math.isfinite(total_loss):
             raise FloatingPointError(f"training loss became {total_loss} in epoch {epoch + 1}; lower --lr or try "
                                      "--amp bf16 instead of fp16")
-        return {"lr": lr, "train_loss": total_loss / max(total_seen, 1), "train_acc": total_correct / max(total_seen, 1),
+        n = max(total_seen, 1)
+        return {"lr": lr, "train_loss": total_loss / n, "train_acc": total_correct / n,
                 "train_time_s": elapsed, "train_img_per_s": total_seen / max(elapsed, 1e-9),
                 "train_samples": int(total_seen)}
 

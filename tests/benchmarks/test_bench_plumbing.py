@@ -1,0 +1,56 @@
+"""The benchmark's bookkeeping (no timing here: benchmarks are not tests)."""
+import json
+
+import torch
+
+from benchmarks.profiling import goals
+from benchmarks.profiling.impl_table import best_impls, merge_into_table
+from benchmarks.profiling.layer_bench import CANDIDATES, Setting, add_ratios, build, make_step
+from benchmarks.profiling.shapes import grid_shapes
+
+
+def test_wrn28_10_grid_has_every_conv_shape():
+    labels = {s.label() for s in grid_shapes("wrn28_10")}
+    assert labels == {"16->160 1x1 @32x32", "16->160 3x3 @32x32", "160->160 3x3 @32x32", "160->320 1x1/s2 @32x32",
+                      "160->320 3x3/s2 @32x32", "320->320 3x3 @16x16", "320->640 1x1/s2 @16x16",
+                      "320->640 3x3/s2 @16x16", "640->640 3x3 @8x8"}
+    assert all(s.kernel_size == 1 for s in grid_shapes("mobilenetv2"))
+
+
+def test_every_candidate_builds_and_steps():
+    shape = grid_shapes("wrn28_10")[2]
+    setting = Setting(torch.device("cpu"), "fp32", 1, 1, 0.01)
+    x = torch.randn(1, shape.in_channels, 8, 8).contiguous(memory_format=torch.channels_last)
+    for name in CANDIDATES:
+        layer = build(name, shape, 4).to(memory_format=torch.channels_last)
+        for mode in ("fwd", "fwdbwd"):
+            assert make_step(layer, x, mode, setting)().shape == (1, shape.out_channels, 8, 8)
+
+
+def _row(conv, t, flops, **kw):
+    base = dict(grid="wrn28_10", shape="s", in_channels=16, out_channels=16, kernel_size=3, stride=1, hw_out=64,
+                groups=4, layout="channels_last", mode="fwdbwd", dtype="fp32", device="cpu", load_average=1.0)
+    return dict(base, conv=conv, time_ms=t, flops=flops, **kw)
+
+
+def test_ratios_goals_and_table(tmp_path):
+    rows = [_row("sc", 10.0, 400), _row("gc", 2.0, 100), _row("gc2l:split", 3.0, 110), _row("gc2l:fused", 2.5, 110)]
+    add_ratios(rows)
+    fused = rows[3]
+    assert fused["t/gc"] == 1.25 and fused["flops/gc"] == 1.1 and fused["t/sc"] == 0.25
+    auto = dict(fused, conv="gc2l:auto")
+    g = goals.layer_goals(rows + [auto])
+    assert g["rows"] == 1 and g["every_row_met"] and not g["median_met"] and g["never_slower_than_sc_met"]
+    best = best_impls(rows)
+    assert [b["impl"] for b in best] == ["fused"] and best[0]["training"] and best[0]["channels_last"]
+    path = tmp_path / "table.json"
+    assert merge_into_table(best, "test", path) == 1
+    assert merge_into_table(best, "test", path) == 1  # same key: replaced, not duplicated
+    assert json.loads(path.read_text())["rows"][0]["impl"] == "fused"
+
+
+def test_model_goal():
+    rows = [dict(arch="wrn28_10", conv="gc2l", task="train", dtype="fp32", groups=4, **{"speedup/sc": 2.0,
+                 "flops_sc/flops": 3.9})]
+    (g,) = goals.model_goals(rows)
+    assert not g["met"] and abs(g["needed_speedup"] - 0.6 * 3.9) < 1e-12

@@ -1,0 +1,133 @@
+"""The study grid, its aggregation and its report; one real (tiny) resumable run on scikit-learn digits."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.fmnist_study.grid import (
+    StudyConfig,
+    aggregate,
+    claim_checks,
+    claim_verdict,
+    markdown_table,
+    seed_noise,
+)
+
+ROOT = Path(__file__).parents[2]
+
+
+def _record(conv_type, n, seed, err):
+    return dict(conv_type=conv_type, groups=n, seed=seed, test_err=err / 100, params=1000 * n, train_time_s=1.0,
+                train_loss=[1.0, 0.5], hardware="cpu")
+
+
+def test_plan_covers_grid_with_extra_seeds_at_large_n():
+    plan = StudyConfig().plan()
+    ids = [s.run_id for s in plan]
+    assert len(ids) == len(set(ids))
+    assert ids[:3] == ["wrn16_2_s0", "wrn16_2_gc_n4_s0", "wrn16_2_gc2l_n4_s0"]
+    assert [s.groups for s in plan[1:17]] == [4] * 4 + [8] * 4 + [16] * 4 + [2] * 4
+    assert all(s.seed == 1 for s in plan[17:])
+    for conv in ("gc", "gc2l", "shuffle", "flgc"):
+        assert {s.seed for s in plan if s.conv_type == conv and s.groups == 16} == {0, 1}
+        assert {s.seed for s in plan if s.conv_type == conv and s.groups == 2} == {0}
+    assert len(plan) == 2 + 16 + 8
+
+
+def test_aggregate_table_and_verdict():
+    recs = [_record("sc", 1, 0, 8.0), _record("sc", 1, 1, 8.2),
+            _record("gc", 4, 0, 10.0), _record("gc2l", 4, 0, 9.0),
+            _record("gc", 16, 0, 14.0), _record("gc", 16, 1, 16.0), _record("gc2l", 16, 0, 9.5),
+            _record("gc2l", 16, 1, 9.7), _record("shuffle", 16, 0, 9.0)]
+    agg = aggregate(recs)
+    assert agg["gc"]["16"]["err_mean"] == pytest.approx(15.0)
+    assert agg["gc"]["16"]["err_std"] == pytest.approx(2 ** 0.5)
+    assert agg["gc2l"]["4"]["err_std"] == 0.0
+    table = markdown_table(agg, (4, 16))
+    assert "| GC | — | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC | 8.10 ± 0.14" in table
+    verdict = " ".join(claim_verdict(agg))
+    assert "lower mean at N = [4, 16] of [4, 16]" in verdict
+    assert "grows monotonically" in verdict
+    # FLGC was not run at N = 16, so the large-N comparison cannot be made
+    assert "GC-2L beats Shuffle and FLGC at large N: not measured" in verdict
+
+
+def _grid(gc, gc2l, shuffle, flgc, sc=(8.0, 8.2), groups=(4, 16)):
+    recs = [_record("sc", 1, s, e) for s, e in enumerate(sc)]
+    for conv, errs in (("gc", gc), ("gc2l", gc2l), ("shuffle", shuffle), ("flgc", flgc)):
+        for n, e in zip(groups, errs):
+            recs += [_record(conv, n, 0, e - 0.1), _record(conv, n, 1, e + 0.1)]
+    return aggregate(recs)
+
+
+def test_verdict_supports_claim_when_numbers_do():
+    agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
+    assert seed_noise(agg) == pytest.approx(0.1 * 2 ** 0.5)
+    assert all(c["holds"] for c in claim_checks(agg))
+    assert claim_verdict(agg)[0].startswith("Verdict: our numbers support the paper's claim")
+
+
+def test_verdict_says_when_numbers_contradict_claim():
+    # GC does not degrade with N, GC-2L is worse than GC, SC and the baselines everywhere
+    agg = _grid(gc=(9.0, 9.0), gc2l=(10.0, 12.0), shuffle=(9.0, 9.0), flgc=(9.0, 9.0))
+    assert not any(c["holds"] for c in claim_checks(agg))
+    assert claim_verdict(agg)[0].startswith("Verdict: our numbers do not support the paper's claim")
+    expected = "lower by more than 0.28 points at N = none, higher by more than that at N = [4, 16]"
+    assert expected in " ".join(claim_verdict(agg))
+
+
+def test_verdict_partial_names_the_failing_part():
+    # everything as claimed, except that FLGC beats GC-2L at N = 16
+    agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 8.0))
+    first = claim_verdict(agg)[0]
+    assert first.startswith("Verdict: our numbers partly support the paper's claim")
+    assert "does not hold: GC-2L beats Shuffle and FLGC at large N" in first
+    # a rise of GC's error within the seed noise does not count as a climb
+    flat = _grid(gc=(9.0, 9.1), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
+    assert not claim_checks(flat)[0]["holds"]
+
+
+@pytest.mark.slow
+def test_study_script_runs_resumes_and_reports(tmp_path):
+    mod = importlib.import_module("experiments.fmnist_study.__main__")
+    out, docs, card = tmp_path / "study", tmp_path / "docs", tmp_path / "CARD.md"
+    card.write_text("# card\n<!-- fmnist-study:begin -->\nSTALE-SECTION\n<!-- fmnist-study:end -->\ntail\n")
+    common = ["--preset", "short", "--out", str(out), "--docs", str(docs), "--dataset", "digits", "--epochs", "1",
+              "--lr-milestones",
+              "--train-subset", "256", "--groups", "2", "--extra-seeds", "--no-progress", "--model-card", str(card),
+              "--threads", "1"]
+    assert mod.main(common + ["--max-runs", "2"]) == 0
+    first = json.loads((docs / "results.json").read_text())
+    assert first["finished_runs"] == 2 and first["planned_runs"] == 5
+    done = docs / "runs" / "wrn16_2_s0.json"
+    stamp = done.stat().st_mtime_ns
+    assert mod.main(common + ["--max-runs", "1"]) == 0  # skips the finished runs, trains the next one
+    assert done.stat().st_mtime_ns == stamp
+    final = json.loads((docs / "results.json").read_text())
+    assert final["finished_runs"] == 3
+    assert {r["model"] for r in final["runs"]} == {"wrn16_2", "wrn16_2_gc_n2", "wrn16_2_gc2l_n2"}
+    for r in final["runs"]:
+        assert 0 <= r["test_err"] <= 1 and r["params"] > 0
+    assert (docs / "error_vs_groups.png").stat().st_size > 0 and (docs / "training_loss.png").stat().st_size > 0
+    text = card.read_text()
+    assert "STALE-SECTION" not in text and "3/5 runs finished" in text and "| GC |" in text and text.endswith("tail\n")
+    # shipping publishes the best run per cell into <repo>/hub and records it in the manifest
+    repo = tmp_path / "repo"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"format": 1, "weights": {}}))
+    assert mod.main(common + ["--max-runs", "0", "--ship", "--ship-groups", "2", "--repo-root", str(repo),
+                              "--manifest", str(manifest), "--tag", "digits"]) == 0
+    weights = json.loads(manifest.read_text())["weights"]
+    assert set(weights) == {"wrn16_2.digits", "wrn16_2_gc_n2.digits", "wrn16_2_gc2l_n2.digits"}
+    import tglc_zoo
+    from tglc_zoo.util.hashing import sha256_file
+    for name, entry in weights.items():
+        rec = next(r for r in final["runs"] if f"{r['model']}.digits" == name)
+        assert entry["metrics"]["top1"] == round(100 * rec["test_acc"], 2) and entry["run_id"] == rec["run_id"]
+        assert entry["sha256"] == sha256_file(repo / entry["file"] / "model.safetensors")
+        model = tglc_zoo.from_pretrained(repo / entry["file"])
+        assert model.pretrained_cfg["architecture"] == rec["model"]
+        assert entry["pretrained_cfg"]["input_size"][0] == 1
+    with pytest.raises(SystemExit, match="another configuration"):
+        mod.main(common[:-2] + ["--epochs", "2"])

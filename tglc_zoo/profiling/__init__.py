@@ -1,1 +1,0 @@
-"""Benchmarks of the conv types: layer grid, whole models, FLOP ratios, reports (used by scripts/bench.py)."""
