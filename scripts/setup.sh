@@ -10,8 +10,8 @@ if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
   echo "[setup] installing torch 2.14.1 / torchvision 0.29.1"
   "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
-echo "[setup] installing tglc_zoo (editable, with dev extra)"
-"$PY" -m pip install -q -e '.[dev]'
+echo "[setup] installing tglc_zoo (editable, with the train and dev extras)"
+"$PY" -m pip install -q -e '.[train,dev]'
 
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

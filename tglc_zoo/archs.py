@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
-
 from .layers import GROUPED_CONV_TYPES
-from .models import MobileNetV2, WideResNet
+from .models import ClassifierModel, MobileNetV2, WideResNet
 
 __all__ = ["ArchSpec", "ARCHS", "Variant", "VARIANTS", "arch_default_cfg", "CIFAR_MEAN", "CIFAR_STD",
            "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -29,7 +27,7 @@ class ArchSpec:
     paper's dataset for that architecture).
     """
 
-    model_cls: type[nn.Module]
+    model_cls: type[ClassifierModel]
     kwargs: dict[str, Any]
     dataset: str
     groups: tuple[int, ...] = (2, 4, 8, 16)

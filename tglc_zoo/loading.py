@@ -57,6 +57,7 @@ def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
             own = ({str(entry.get("file")), str(entry.get("url")), HF_PREFIX + str(entry.get("hf_hub_id"))}
                    if entry else set())
             if source in own:
+                assert entry is not None  # ``own`` is empty without an entry
                 sha256 = entry.get("sha256")
         elif isinstance(pretrained, (str, Path)):
             source = str(pretrained)

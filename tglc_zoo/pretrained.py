@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from .checkpoint import (
     write_checkpoint_folder,
 )
 from .loading import PRETRAINED_CFG_FIELDS
+from .models._base import ZooModel
 from .registry import create_model, is_model, list_models
 from .weights import load_manifest
 
@@ -36,11 +37,12 @@ def checkpoint_config(model: nn.Module) -> dict[str, Any]:
         if not hasattr(model, attr):
             raise TypeError(f"{type(model).__name__} lacks {attr!r}; save_pretrained takes models built by "
                             "tglc_zoo.create_model")
+    zoo = cast(ZooModel, model)  # it has the attributes just checked
     # config.json must load through timm too, whose PretrainedCfg refuses fields it does not know
-    cfg = {k: v for k, v in model.pretrained_cfg.items() if k in PRETRAINED_CFG_FIELDS}
-    return make_config(architecture=cfg["architecture"], num_classes=model.num_classes,
-                       num_features=model.num_features, global_pool=getattr(model, "global_pool", "avg"),
-                       model_args=model.model_args, pretrained_cfg=cfg)
+    cfg = {k: v for k, v in zoo.pretrained_cfg.items() if k in PRETRAINED_CFG_FIELDS}
+    return make_config(architecture=cfg["architecture"], num_classes=zoo.num_classes,
+                       num_features=zoo.num_features, global_pool=getattr(model, "global_pool", "avg"),
+                       model_args=zoo.model_args, pretrained_cfg=cfg)
 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, metrics: Mapping[str, float] | None = None,
@@ -114,7 +116,7 @@ def push_to_hub(model_or_folder: nn.Module | str | os.PathLike[str], repo_id: st
     Returns:
         The URL of the commit.
     """
-    upload = dict(private=private, revision=revision, commit_message=commit_message, token=token)
+    upload: dict[str, Any] = dict(private=private, revision=revision, commit_message=commit_message, token=token)
     if isinstance(model_or_folder, nn.Module):
         with tempfile.TemporaryDirectory(prefix="tglc_zoo-push-") as tmp:
             folder = save_pretrained(model_or_folder, Path(tmp) / "checkpoint", **save_kwargs)

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from timm.models import PretrainedCfg, generate_default_cfgs, register_model, split_model_name_tag
 from timm.models import create_model as _timm_create_model
-from timm.models import generate_default_cfgs, register_model, split_model_name_tag
 from torch import nn
 
 from .archs import ARCHS, VARIANTS, Variant, arch_default_cfg
@@ -28,7 +28,7 @@ __all__ = ["create_model", "is_model", "list_models", "model_entrypoint", "defau
 def _build_default_cfgs() -> dict[str, Any]:
     """timm's ``default_cfgs``: every tag with weights, then the untagged name's architecture config."""
     tagged = manifest_cfgs()
-    cfgs: dict[str, dict[str, Any]] = {}
+    cfgs: dict[str, dict[str, Any] | PretrainedCfg] = {}
     for name, variant in VARIANTS.items():
         for full in tags_of(name):
             cfgs[full] = {**arch_default_cfg(variant), **tagged[full]}

@@ -54,7 +54,7 @@ class Device:
 
 
 def wrn_cifar_layers(depth: int, k: int, stem_chs: int = 16, image_size: int = 32) -> list[ConvLayer]:
-    """The convolutions of CIFAR WRN-depth-k (SPEC §2) in order; ``stem_chs`` may be widened (see project)."""
+    """The convolutions of CIFAR WRN-depth-k (README "Models") in order; ``stem_chs`` may be widened (see project)."""
     n = (depth - 4) // 6
     layers = [ConvLayer(3, stem_chs, 3, image_size, 0, replaced=False)]
     cin, block = stem_chs, 0

@@ -1,6 +1,7 @@
 """A checkpoint folder: ``config.json`` + ``model.safetensors`` (config also in its metadata) + ``README.md``."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from .safetensors_io import WEIGHTS_NAME, save_weights
 CHECKPOINT_FILES: tuple[str, ...] = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 
 
-def write_checkpoint_folder(directory: str | Path, state_dict: Mapping[str, torch.Tensor],
+def write_checkpoint_folder(directory: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor],
                             config: Mapping[str, Any], card: str) -> Path:
     """Write (or atomically replace) a checkpoint folder; return its absolute path."""
     config = validate_config(config, origin=f"config for {directory}")

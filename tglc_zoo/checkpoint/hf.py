@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypedDict
 
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import (
@@ -37,10 +38,16 @@ def split_repo_id(source: str, revision: str | None = None) -> tuple[str, str | 
     return repo_id, revision or inline or None
 
 
+class _DownloadOptions(TypedDict, total=False):
+    """The optional ``hf_hub_download`` arguments passed only when set (typed, so its overloads resolve)."""
+
+    local_files_only: bool
+
+
 def hf_file(repo_id: str, filename: str, *, revision: str | None = None, cache_dir: str | Path | None = None,
             local_files_only: bool | None = None) -> Path:
     """Path of ``filename`` of the repo at ``revision`` in the HF cache, fetched if needed and allowed."""
-    kwargs = {} if local_files_only is None else {"local_files_only": local_files_only}
+    kwargs: _DownloadOptions = {} if local_files_only is None else {"local_files_only": local_files_only}
     where = f"{filename} of hf-hub:{repo_id}" + (f"@{revision}" if revision else "")
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,

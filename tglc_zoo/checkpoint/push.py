@@ -1,6 +1,7 @@
 """Uploading a checkpoint folder to the Hugging Face Hub (``create_repo`` + ``upload_folder``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from huggingface_hub import HfApi
@@ -8,9 +9,9 @@ from huggingface_hub import HfApi
 from .hf import split_repo_id
 
 
-def upload_checkpoint_folder(folder: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-                             commit_message: str = "Upload tglc_zoo checkpoint", token: str | None = None,
-                             endpoint: str | None = None) -> str:
+def upload_checkpoint_folder(folder: str | os.PathLike[str], repo_id: str, *, private: bool = False,
+                             revision: str | None = None, commit_message: str = "Upload tglc_zoo checkpoint",
+                             token: str | None = None, endpoint: str | None = None) -> str:
     """Create ``repo_id`` if needed (and ``revision`` as a branch) and upload the folder's files.
 
     Returns the URL of the commit. ``endpoint`` defaults to huggingface_hub's (``HF_ENDPOINT``).

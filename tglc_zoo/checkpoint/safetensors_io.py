@@ -29,7 +29,7 @@ def save_weights(path: str | Path, state_dict: Mapping[str, torch.Tensor],
                  config: Mapping[str, Any] | None = None) -> None:
     """Write ``state_dict`` (moved to CPU, made contiguous, shared storage un-shared) to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[int, int | torch.SymInt]] = set()
     for name, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"state_dict[{name!r}] is a {type(value).__name__}, not a tensor")

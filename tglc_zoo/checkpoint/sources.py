@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def _from_folder(folder: Path, origin: str) -> ResolvedCheckpoint:
     return _from_file(weights, origin, json_cfg)
 
 
-def _from_hf(source: str, revision: str | None, cache_dir: str | Path | None,
+def _from_hf(source: str, revision: str | None, cache_dir: str | os.PathLike[str] | None,
              local_files_only: bool | None) -> ResolvedCheckpoint:
     repo_id, revision = split_repo_id(source, revision)
     kw: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
@@ -88,7 +89,8 @@ def _from_hf(source: str, revision: str | None, cache_dir: str | Path | None,
     return _from_file(weights, origin, json_cfg)
 
 
-def resolve_source(source: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+def resolve_source(source: str | os.PathLike[str], *, revision: str | None = None,
+                   cache_dir: str | os.PathLike[str] | None = None,
                    local_files_only: bool | None = None, sha256: str | None = None) -> ResolvedCheckpoint:
     """Locate a checkpoint and its config.
 
@@ -108,7 +110,7 @@ def resolve_source(source: str | Path, *, revision: str | None = None, cache_dir
     return resolved
 
 
-def _resolve(source: str | Path, revision: str | None, cache_dir: str | Path | None,
+def _resolve(source: str | os.PathLike[str], revision: str | None, cache_dir: str | os.PathLike[str] | None,
              local_files_only: bool | None, sha256: str | None) -> ResolvedCheckpoint:
     text = str(source)
     path = Path(source).expanduser()

@@ -44,7 +44,7 @@ def check_sha256(path: str | Path, *, prefix: str | None = None, sha256: str | N
             raise HashMismatchError(f"{origin or path}: sha256 {digest} does not match {how} ({expected})")
 
 
-def cached_download(url: str, *, cache_dir: str | Path | None = None, sha256: str | None = None,
+def cached_download(url: str, *, cache_dir: str | os.PathLike[str] | None = None, sha256: str | None = None,
                     local_files_only: bool = False) -> Path:
     """Return a local copy of ``url`` from the torch.hub checkpoint cache, downloading it if absent."""
     parts = urlparse(url)

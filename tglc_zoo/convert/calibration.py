@@ -7,8 +7,8 @@ squared output error: ``E‖(W − A) x‖² = tr((W − A) C (W − A)ᵀ)``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ def iter_batches(data: CalibrationData, batch_size: int = DEFAULT_BATCH_SIZE) ->
 
 def reiterable(data: CalibrationData) -> CalibrationData:
     """``data`` itself when it can be iterated again, otherwise its batches in a list."""
-    if isinstance(data, torch.Tensor) or iter(data) is not data:  # type: ignore[arg-type]
+    if isinstance(data, torch.Tensor) or iter(data) is not data:
         return data
     return list(data)  # a one-shot iterator (e.g. a generator)
 
@@ -96,7 +96,10 @@ def _one_pass(model: nn.Module, layers: Mapping[str, nn.Conv2d], data: Calibrati
     def hook(name: str, conv: nn.Conv2d):
         def pre(_module: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0].detach().float()
-            cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+            # integer padding: to_grouped's layers are checked for it (_check_pair); a padding string
+            # ('same'/'valid') would reach F.unfold unchecked through input_moments
+            padding = cast("tuple[int, int]", conv.padding)
+            cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=padding, stride=conv.stride)
             patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])
             sums[name] += (patches.T @ patches).double().cpu()
             counts[name] += patches.shape[0]
@@ -131,7 +134,9 @@ def dataset_images(name: str, count: int, *, data_dir: str | None = None, seed: 
     if count < 1:
         raise ValueError(f"the number of calibration images must be >= 1, got {count!r}")
     train, _, _ = build_datasets(name, data_dir, augment=False)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    if exclude + count > len(train):
-        raise ValueError(f"{name} has {len(train)} training images; cannot take {count} after excluding {exclude}")
+    # the zoo's datasets are map-style, with a length (torch's Dataset does not declare __len__)
+    order = torch.randperm(len(cast(Sized, train)), generator=torch.Generator().manual_seed(seed))
+    if exclude + count > len(cast(Sized, train)):
+        raise ValueError(f"{name} has {len(cast(Sized, train))} training images; cannot take {count} after "
+                         f"excluding {exclude}")
     return torch.stack([train[int(i)][0] for i in order[exclude:exclude + count]])

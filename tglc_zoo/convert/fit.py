@@ -254,6 +254,7 @@ def fit_conv(weight: torch.Tensor, groups: int, conv_type: str = "gc2l", method:
         for it in range(max(max_iter, 1) if two_level else 1):
             cur_G, cur_S = _step_agp_coarse(pb, cur_G, cur_S, cur_R, CW)
             if two_level:
+                assert cur_S is not None and cur_R is not None  # GC-2L always has its coarse factors
                 cur_R = _step_restrict(pb, cur_G, cur_S, cur_R)
                 cur_S, cur_R = _balance(cur_S, cur_R)
             e = pb.error(pb.assemble(cur_G, cur_S, cur_R))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.models._registry import split_model_name_tag
@@ -10,6 +10,7 @@ from torch import nn
 
 from ..archs import VARIANTS
 from ..layers import GroupConv2d, TwoLevelGroupConv2d
+from ..models._base import ZooModel
 from ..registry import create_model
 from .calibration import DEFAULT_BATCH_SIZE, CalibrationData, input_moments
 from .fit import ConvFit, check_method, check_target_type, fit_conv
@@ -56,11 +57,12 @@ def _build_target(model: nn.Module, arch: str, conv_type: str, groups: int) -> n
     name = f"{arch}_{conv_type}_n{groups}"
     target = create_model(name if name in VARIANTS else arch, num_classes=model.num_classes, **args)
     src_cfg = getattr(model, "pretrained_cfg", {}) or {}
-    target.pretrained_cfg = {**target.pretrained_cfg, **{k: src_cfg[k] for k in _DATA_KEYS if k in src_cfg}}
+    zoo = cast(ZooModel, target)  # a tglc_zoo model (create_model of a registered name)
+    zoo.pretrained_cfg = {**zoo.pretrained_cfg, **{k: src_cfg[k] for k in _DATA_KEYS if k in src_cfg}}
     return target
 
 
-def _replaced(target: nn.Module) -> dict[str, nn.Module]:
+def _replaced(target: nn.Module) -> dict[str, GroupConv2d | TwoLevelGroupConv2d]:
     return {name: m for name, m in target.named_modules() if isinstance(m, (GroupConv2d, TwoLevelGroupConv2d))}
 
 
@@ -80,10 +82,11 @@ def _check_pair(name: str, src: nn.Module, tgt: nn.Module) -> nn.Conv2d:
 
 
 @torch.no_grad()
-def _load_fit(tgt: nn.Module, fit: ConvFit, src: nn.Conv2d) -> None:
+def _load_fit(tgt: GroupConv2d | TwoLevelGroupConv2d, fit: ConvFit, src: nn.Conv2d) -> None:
     ref = tgt.conv if isinstance(tgt, TwoLevelGroupConv2d) else tgt
     ref.weight.copy_(fit.agp)
     if src.bias is not None:
+        assert ref.bias is not None  # _check_pair matched the bias of source and target
         ref.bias.copy_(src.bias)
     if isinstance(tgt, TwoLevelGroupConv2d):
         assert fit.restrict is not None and fit.coarse is not None
@@ -157,5 +160,5 @@ def to_grouped(model: nn.Module, conv_type: str = "gc2l", groups: int = 4, metho
         report.append(LayerReport(name, layer_type, tuple(src.weight.shape), fit.relative_error,
                                   fit.relative_block_jacobi_error, fit.calibrated, fit.iterations))
     target.to(device).train(model.training)
-    target.conversion_report = report
+    target.conversion_report = report  # type: ignore[assignment]  # Module.__setattr__ is typed Tensor | Module
     return target

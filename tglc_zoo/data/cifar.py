@@ -71,7 +71,8 @@ def load_cifar(info: DatasetInfo, root: str | os.PathLike[str] | None, train: bo
     missing = [folder / f for f in files if not (folder / f).is_file()]
     if missing:
         raise data_not_found(info, missing, "batch files missing")
-    images, labels = [], []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
     for fname in files:
         batch = _load_pickle(folder / fname)
         if "data" not in batch or label_key not in batch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.distributed as dist
@@ -17,6 +18,9 @@ import torch.distributed as dist
 from ..checkpoint.safetensors_io import load_weights, save_weights
 from ..util.atomic import atomic_directory, atomic_path, atomic_write
 from .plan import GroupParallelError, ShardPlan
+
+if TYPE_CHECKING:
+    from .group_parallel import GroupParallel
 
 __all__ = ["PLAN_NAME", "rank_file_name", "save_rank_files", "merge_rank_files", "load_rank_state_dict",
            "read_plan", "save_shard_files"]
@@ -75,13 +79,14 @@ def save_shard_files(shard: torch.nn.Module, folder: str | Path) -> Path:
     Rank 0 writes ``group_parallel.json`` last, after a barrier, so its presence marks a complete set.
     ``folder`` must be visible to every rank (one machine, or a shared file system).
     """
-    plan: ShardPlan = shard.plan  # type: ignore[assignment]
+    shard = cast("GroupParallel", shard)  # what callers pass: its plan, rank, group and local_state_dict are used
+    plan: ShardPlan = shard.plan
     folder = Path(folder).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     if shard.rank == 0:
         (folder / PLAN_NAME).unlink(missing_ok=True)
     dist.barrier(group=shard.group)
-    state = shard.local_state_dict()  # type: ignore[operator]
+    state = shard.local_state_dict()
     with atomic_path(folder / rank_file_name(shard.rank, plan.world_size)) as tmp:
         save_weights(tmp, state)
     dist.barrier(group=shard.group)

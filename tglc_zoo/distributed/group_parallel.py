@@ -50,10 +50,13 @@ def _local_module(model: ClassifierModel, rank: int, world: int, group: dist.Pro
             assert isinstance(mod, TwoLevelGroupConv2d)
             new[name] = LocalTwoLevelConv2d(mod, rank, world, group, stats, name, reuse=inplace)
         elif kind == "group_conv":
+            assert isinstance(mod, nn.Conv2d)
             new[name] = local_conv(mod, rank, world, reuse=inplace)
         elif kind == "stem_conv":
+            assert isinstance(mod, nn.Conv2d)
             new[name] = local_conv(mod, rank, world, in_channels=mod.in_channels, groups=1, reuse=inplace)
         elif kind == "batchnorm":
+            assert isinstance(mod, nn.BatchNorm2d)
             new[name] = local_batchnorm(mod, rank, world, reuse=inplace)
         else:
             continue

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -79,7 +80,9 @@ class DataParallelMode(ParallelMode):
         return DistributedDataParallel(model, device_ids=device_ids)
 
     def no_sync(self, net: nn.Module) -> contextlib.AbstractContextManager[Any]:
-        return net.no_sync() if hasattr(net, "no_sync") else contextlib.nullcontext()
+        if hasattr(net, "no_sync"):  # DistributedDataParallel's (nn.Module's stubs type attributes Tensor | Module)
+            return cast("Callable[[], contextlib.AbstractContextManager[Any]]", net.no_sync)()
+        return contextlib.nullcontext()
 
 
 class GroupMode(ParallelMode):

@@ -5,7 +5,7 @@ meta tensors stay meta, so a model built on the meta device shards without alloc
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -45,12 +45,15 @@ def local_conv(conv: nn.Conv2d, rank: int, world: int, in_channels: int | None =
     in_channels = conv.in_channels // world if in_channels is None else in_channels
     out_channels = conv.out_channels // world if out_channels is None else out_channels
     groups = conv.groups // world if groups is None else groups
+    # nn.Conv2d keeps its geometry as pairs (or a padding string) and its weight/bias as Parameters;
+    # torch's stubs say tuple[int, ...] and Tensor
     with torch.device("meta"):
-        new = nn.Conv2d(in_channels, out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                        groups, conv.bias is not None, conv.padding_mode)
-    new.weight = _param(_rows(conv.weight, rank, world), conv.weight, reuse)
+        new = nn.Conv2d(in_channels, out_channels, cast("tuple[int, int]", conv.kernel_size),
+                        cast("tuple[int, int]", conv.stride), cast("str | tuple[int, int]", conv.padding),
+                        cast("tuple[int, int]", conv.dilation), groups, conv.bias is not None, conv.padding_mode)
+    new.weight = _param(_rows(conv.weight, rank, world), cast(nn.Parameter, conv.weight), reuse)
     if conv.bias is not None:
-        new.bias = _param(_rows(conv.bias, rank, world), conv.bias, reuse)
+        new.bias = _param(_rows(conv.bias, rank, world), cast(nn.Parameter, conv.bias), reuse)
     return new
 
 

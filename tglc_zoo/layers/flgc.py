@@ -86,6 +86,8 @@ class DeployedFLGC(nn.Module):
         out_sizes = torch.bincount(out_g, minlength=layer.groups)
         in_order = torch.argsort(in_g, stable=True)
         out_order = torch.argsort(out_g, stable=True)
+        self.in_index: torch.Tensor  # buffers, registered next
+        self.out_index: torch.Tensor
         self.register_buffer("in_index", in_order, persistent=True)
         # position of natural filter o inside the group-ordered output
         self.register_buffer("out_index", torch.argsort(out_order), persistent=True)
@@ -108,6 +110,7 @@ class DeployedFLGC(nn.Module):
                              groups=self.groups, bias=b is not None)
             conv.weight.data.copy_(weight)
             if b is not None:
+                assert conv.bias is not None  # built with bias=b is not None
                 conv.bias.data.copy_(torch.cat([b[o] for _, o in blocks]))
             self.convs.append(conv)
             self.splits = [self.in_channels]
@@ -125,6 +128,7 @@ class DeployedFLGC(nn.Module):
                 else:
                     conv.weight.data.copy_(w[o][:, i])
                 if b is not None:
+                    assert conv.bias is not None  # built with bias=b is not None
                     conv.bias.data.copy_(b[o])
                 self.convs.append(conv)
 

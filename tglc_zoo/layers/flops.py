@@ -14,7 +14,8 @@ grouped conv by a factor of ``groups`` in torch 2.x, so do not use it for backwa
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ def layer_flops(layer: nn.Module, input_shape: Sequence[int]) -> int:
     if isinstance(layer, DeployedFLGC):
         b, hw = shape4(input_shape)[0], out_hw(layer, input_shape)
         return sum(conv_flops(b, hw, conv.in_channels, conv.out_channels, conv.kernel_size, conv.groups)
-                   for conv in layer.convs)
+                   for conv in cast("Iterable[nn.Conv2d]", layer.convs))  # DeployedFLGC holds only Conv2d
     if isinstance(layer, nn.Conv2d):
         return plain_conv_flops(layer, input_shape)
     raise TypeError(f"no FLOP rule for {type(layer).__name__}; counted types: {[t.__name__ for t in COUNTED]}")

@@ -19,7 +19,7 @@ do not depend on it); see :mod:`tglc_zoo.layers._gc2l_kernels` for what each com
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -59,7 +59,10 @@ class TwoLevelGroupConv2d(nn.Module):
         self.coarse = nn.Conv2d(groups, out_channels, 1, bias=False)
         for m in (self.conv, self.restrict, self.coarse):
             he_init_(m)
-        self.kernel_size, self.stride, self.padding = self.conv.kernel_size, self.conv.stride, self.conv.padding
+        # nn.Conv2d stores int kernel_size/stride/padding as pairs (its stubs say tuple[int, ...] / str)
+        self.kernel_size = cast("tuple[int, int]", self.conv.kernel_size)
+        self.stride = cast("tuple[int, int]", self.conv.stride)
+        self.padding = cast("tuple[int, int]", self.conv.padding)
 
     def fused_weight(self) -> torch.Tensor:
         """The (m + N, n/N, d, d) weight of the single grouped conv that computes ``Agp`` and ``R0``."""

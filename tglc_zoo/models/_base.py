@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -54,6 +54,21 @@ def init_weights_(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+class ZooModel(Protocol):
+    """What every tglc_zoo model carries (timm's model interface), for typing code that takes any ``nn.Module``.
+
+    :class:`ClassifierModel` satisfies it; ``typing.cast(ZooModel, model)`` views a model built by
+    :func:`tglc_zoo.create_model` (typed ``nn.Module``) through it. A typing aid only: nothing checks it.
+    """
+
+    pretrained_cfg: dict[str, Any]
+    model_args: dict[str, Any]
+    num_classes: int
+    num_features: int
+
+    def get_classifier(self) -> nn.Module: ...
+
+
 class ClassifierModel(nn.Module):
     """Head, checkpointing and bookkeeping of timm's model interface.
 
@@ -75,6 +90,7 @@ class ClassifierModel(nn.Module):
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
         self.drop_rate = float(drop_rate)
         self.grad_checkpointing = False
+        self.head_drop: nn.Module  # the dropout before the classifier, set by subclasses
         self.pretrained_cfg = {}
         self.model_args = {}
 

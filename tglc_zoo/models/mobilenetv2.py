@@ -9,7 +9,7 @@ that reproduces all seven counts of the paper's Table 4.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -83,7 +83,7 @@ class MobileNetV2(ClassifierModel):
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=c, reduction=reduction, module=f"blocks.{i}"))
         self.blocks = nn.Sequential(*stages)
-        # the final 1×1 conv is grouped too, but never gets the coarse level (SPEC §2)
+        # the final 1×1 conv is grouped too, but never gets the coarse level (the rule of Table 4; README "Models")
         head_type = "gc" if conv_type == "gc2l" else conv_type
         self.conv_head = ConvBNAct(make_conv("conv_head.conv", in_chs, HEAD_CHANNELS, 1, conv_type=head_type),
                                    HEAD_CHANNELS)
@@ -96,7 +96,7 @@ class MobileNetV2(ClassifierModel):
         return self.stem(x)
 
     def body(self) -> Iterable[nn.Module]:
-        return (block for stage in self.blocks for block in stage)
+        return (block for stage in cast("Iterable[nn.Sequential]", self.blocks) for block in stage)
 
     def final_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_head(x)

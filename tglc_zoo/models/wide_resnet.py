@@ -15,7 +15,7 @@ the parameter counts of the paper's Tables 1–3.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -52,6 +52,9 @@ class Stem(nn.Module):
     def __init__(self, in_chans: int, out_chs: int, layout: Layout) -> None:
         super().__init__()
         self.layout = layout
+        self.bn: nn.Module
+        self.act: nn.Module
+        self.pool: nn.Module
         if layout == "cifar":
             self.conv = nn.Conv2d(in_chans, out_chs, 3, 1, 1, bias=False)
             self.bn, self.act, self.pool = nn.Identity(), nn.Identity(), nn.Identity()
@@ -126,7 +129,7 @@ class WideResNet(ClassifierModel):
         return self.stem(x)
 
     def body(self) -> Iterable[nn.Module]:
-        return (block for stage in self.stages for block in stage)
+        return (block for stage in cast("Iterable[nn.Sequential]", self.stages) for block in stage)
 
     def final_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(x))

@@ -1,12 +1,13 @@
 """The model of a run: ``create_model`` with the dataset's classes and channels."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
 from ..data import DatasetInfo
 from ..errors import ModelDatasetMismatchError, TglcZooError
+from ..models._base import ZooModel
 from ..registry import create_model
 
 __all__ = ["build_model_for"]
@@ -27,6 +28,7 @@ def build_model_for(model_name: str, info: DatasetInfo, overrides: dict[str, Any
     except (TglcZooError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelDatasetMismatchError(f"cannot build model {model_name!r} for dataset {info.name!r} "
                                         f"({info.in_chans} channels, {info.num_classes} classes): {exc}") from exc
-    model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "input_size": tuple(info.input_size),
-                            "mean": tuple(info.mean), "std": tuple(info.std), "num_classes": info.num_classes}
+    zoo = cast(ZooModel, model)  # a zoo model; its pretrained_cfg is set here in any case
+    zoo.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "input_size": tuple(info.input_size),
+                          "mean": tuple(info.mean), "std": tuple(info.std), "num_classes": info.num_classes}
     return model

@@ -6,7 +6,7 @@ import collections
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -64,7 +64,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def capture_rng_state() -> dict[str, Any]:
     """Every RNG the loop touches, as tensors and plain numbers."""
     py_version, py_state, py_gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    # the global RandomState (MT19937) gives the legacy tuple; numpy's stubs pick the dict overload
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = cast(
+        "tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},

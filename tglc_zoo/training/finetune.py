@@ -11,12 +11,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..models._base import ZooModel
 from ..pretrained import from_pretrained, save_pretrained
 from .loop import evaluate as evaluate_batches
 from .loop import train_step
@@ -62,7 +63,7 @@ class FinetuneConfig:
 
 def body_and_head_groups(model: nn.Module, cfg: FinetuneConfig) -> list[dict[str, Any]]:
     """Optimizer parameter groups: the classifier at ``lr``, the body at ``lr * body_lr_scale`` (or frozen)."""
-    head = {id(p) for p in model.get_classifier().parameters()}
+    head = {id(p) for p in cast(ZooModel, model).get_classifier().parameters()}
     body = [p for p in model.parameters() if id(p) not in head]
     head_params = [p for p in model.parameters() if id(p) in head]
     if cfg.freeze_body:
@@ -77,7 +78,7 @@ def _train_mode(model: nn.Module, freeze_body: bool) -> None:
         model.train()
         return
     model.eval()  # a frozen body keeps its BN statistics too
-    model.get_classifier().train()
+    cast(ZooModel, model).get_classifier().train()
 
 
 def evaluate(model: nn.Module, data: Dataset, *, batch_size: int = 256, device: str | torch.device = "cpu"
@@ -105,8 +106,9 @@ def finetune(source: str | os.PathLike[str], train_set: Dataset, test_set: Datas
     """
     model = from_pretrained(source, num_classes=num_classes, in_chans=in_chans, map_location=device, **load_kwargs)
     new_cfg = {k: tuple(v) for k, v in dict(input_size=input_size, mean=mean, std=std).items() if v is not None}
-    model.pretrained_cfg = {**model.pretrained_cfg, **new_cfg, "tag": None,
-                            "label_names": list(label_names) if label_names else None}
+    zoo = cast(ZooModel, model)  # from_pretrained builds tglc_zoo models
+    zoo.pretrained_cfg = {**zoo.pretrained_cfg, **new_cfg, "tag": None,
+                          "label_names": list(label_names) if label_names else None}
     groups = body_and_head_groups(model, config)
     optimizer = torch.optim.SGD(groups, momentum=config.momentum, weight_decay=config.weight_decay)
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=False,

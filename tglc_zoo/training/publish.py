@@ -4,13 +4,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from ..data import DatasetInfo, get_dataset_info
 from ..errors import CheckpointError, CheckpointNotFoundError
+from ..models._base import ZooModel
+from ..pretrained import push_to_hub as upload_folder
 from ..pretrained import save_pretrained
 from .build import build_model_for
 from .checkpoint import load_checkpoint
@@ -23,7 +25,8 @@ __all__ = ["publish_run", "model_from_checkpoint", "describe_run"]
 def _dataset_info(ckpt: dict[str, Any]) -> DatasetInfo:
     saved = ckpt.get("dataset") or {}
     base = get_dataset_info(ckpt["config"]["dataset"])
-    return base.replace(num_classes=int(saved.get("num_classes", base.num_classes)),
+    # tglc-train records num_classes (DatasetInfo.num_classes is None only before imagenet's files are read)
+    return base.replace(num_classes=int(cast(int, saved.get("num_classes", base.num_classes))),
                         in_chans=int(saved.get("in_chans", base.in_chans)),
                         input_size=tuple(saved.get("input_size", base.input_size)),
                         label_names=tuple(saved.get("label_names", base.label_names)))
@@ -35,7 +38,8 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, DatasetInfo]
     info = _dataset_info(ckpt)
     model = build_model_for(cfg.model, info, cfg.model_overrides())
     model.load_state_dict(ckpt["model"], strict=True)
-    model.pretrained_cfg = {**model.pretrained_cfg, "label_names": list(info.label_names)}
+    zoo = cast(ZooModel, model)  # build_model_for builds tglc_zoo models
+    zoo.pretrained_cfg = {**zoo.pretrained_cfg, "label_names": list(info.label_names)}
     return model.eval(), info
 
 
@@ -93,6 +97,6 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
         log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) "
             f"-> {out_path}")
     if push_to_hub:
-        push_to_hub(out_path, push_to_hub)  # the folder just written, card included
+        upload_folder(out_path, push_to_hub)  # the folder just written, card included
     return out_path
 

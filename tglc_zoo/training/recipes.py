@@ -45,7 +45,8 @@ class Recipe:
         bad = sorted(set(overrides) - names)
         if bad:
             raise ValueError(f"unknown recipe field(s) {bad}; valid fields: {sorted(names)}")
-        clean = {k: (tuple(v) if k == "lr_milestones" else v) for k, v in overrides.items() if v is not None}
+        clean: dict[str, Any] = {k: (tuple(v) if k == "lr_milestones" else v) for k, v in overrides.items()
+                                 if v is not None}
         return dataclasses.replace(self, **clean)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +58,8 @@ class Recipe:
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
         """The recipe a checkpoint recorded (fields this version does not know are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "lr_milestones" else v) for k, v in d.items() if k in names})
+        fields: dict[str, Any] = {k: (tuple(v) if k == "lr_milestones" else v) for k, v in d.items() if k in names}
+        return cls(**fields)
 
     def describe(self) -> str:
         """The optimiser and schedule in words (model cards, logs)."""

@@ -20,10 +20,10 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -171,6 +171,8 @@ def merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> 
 class _Run:
     """State of one training run (one process)."""
 
+    history: list[dict[str, Any]]
+
     def __init__(self, cfg: TrainConfig, ctx: DistContext, log: Callable[[str], None]) -> None:
         self.cfg, self.ctx, self.log = cfg, ctx, log
         self.ckpt: dict[str, Any] | None = None
@@ -197,12 +199,13 @@ class _Run:
         self.train_ds = _subset(train_ds, cfg.train_subset, cfg.seed)
         self.test_ds = test_ds
         self.model = build_model_for(cfg.model, self.info, cfg.model_overrides(), cfg.pretrained)
-        _check_forward(self.model, torch.stack([test_ds[i][0] for i in range(min(2, len(test_ds)))]), cfg.model,
-                       self.info)
+        _check_forward(self.model, torch.stack([test_ds[i][0] for i in range(min(2, len(cast(Sized, test_ds))))]),
+                       cfg.model, self.info)
         if ctx.rank > 0:  # same weights everywhere (DDP also broadcasts), different augmentation draws
             _seed_everything(cfg.seed + ctx.rank)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model.to(ctx.device, memory_format=self.memory_format)
+        # Module.to takes a device and a memory_format together; torch's overloads list them apart
+        self.model.to(ctx.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.num_params = sum(p.numel() for p in self.model.parameters())
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=r.lr, momentum=r.momentum,
                                          weight_decay=r.weight_decay, nesterov=r.nesterov)
@@ -216,7 +219,7 @@ class _Run:
         if r.batch_size % (world * cfg.grad_accum):
             raise ValueError(f"batch size {r.batch_size} must be divisible by world size x grad_accum = "
                              f"{world} x {cfg.grad_accum}")
-        self.batch_sampler = GlobalBatchSampler(len(self.train_ds), r.batch_size, seed=cfg.seed, rank=rank,
+        self.batch_sampler = GlobalBatchSampler(len(cast(Sized, self.train_ds)), r.batch_size, seed=cfg.seed, rank=rank,
                                                 world_size=world)
         self.steps_per_epoch = len(self.batch_sampler)
         if cfg.limit_train_batches is not None:
@@ -228,12 +231,13 @@ class _Run:
         if self.ckpt is not None:
             self._load_state(self.ckpt)
         if cfg.compile:
-            self.net = torch.compile(self.net)
+            self.net = cast(nn.Module, torch.compile(self.net))  # an OptimizedModule; the stubs say Callable
         pin = ctx.device.type == "cuda"
         self.train_loader = DataLoader(self.train_ds, batch_sampler=self.batch_sampler, num_workers=cfg.workers,
                                        pin_memory=pin)
         self.test_loader = DataLoader(self.test_ds, batch_size=max(self.local_batch, 1), num_workers=cfg.workers,
-                                      sampler=ShardSampler(len(self.test_ds), rank=rank, world_size=world),
+                                      sampler=ShardSampler(len(cast(Sized, self.test_ds)), rank=rank,
+                                                           world_size=world),
                                       pin_memory=pin)
         self.tb = TensorBoardLogger(self.run_dir, enabled=cfg.tensorboard and ctx.is_main)
         if ctx.is_main:
