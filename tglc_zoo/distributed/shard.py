@@ -100,7 +100,7 @@ class LocalTwoLevelConv2d(nn.Module):
         if self.impl == "fused":
             w = torch.cat((self.conv.weight, self.restrict.weight), dim=0)
             b = None if self.conv.bias is None else torch.cat((self.conv.bias, self.conv.bias.new_zeros(1)))
-            out = F.conv2d(x, w, b, self.conv.stride, self.conv.padding)
+            out = F.conv2d(x, w, b, self.conv.stride, self.conv.padding, self.conv.dilation)
             local, rep = out[:, :self.out_channels], out[:, self.out_channels:]
         else:
             local, rep = self.conv(x), self.restrict(x)

@@ -32,7 +32,8 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1).view(-1, t.shape[1])
 
 
-def restrict_depthwise(x: torch.Tensor, wr: torch.Tensor, stride: Pair, padding: Pair) -> torch.Tensor:
+def restrict_depthwise(x: torch.Tensor, wr: torch.Tensor, stride: Pair, padding: Pair,
+                       dilation: Pair = (1, 1)) -> torch.Tensor:
     """``R0 x``: a depthwise conv with R0's taps, then a sum over the channels of each group.
 
     Same FLOPs as the grouped ``Conv2d(n, N, d, groups=N)``, but backends have fast depthwise kernels
@@ -40,7 +41,7 @@ def restrict_depthwise(x: torch.Tensor, wr: torch.Tensor, stride: Pair, padding:
     """
     n_groups, per_group = wr.shape[:2]
     n = n_groups * per_group
-    taps = F.conv2d(x, wr.reshape(n, 1, *wr.shape[2:]), None, stride, padding, groups=n)
+    taps = F.conv2d(x, wr.reshape(n, 1, *wr.shape[2:]), None, stride, padding, dilation, groups=n)
     b, _, h, w = taps.shape
     if _is_cl(taps):
         return taps.permute(0, 2, 3, 1).reshape(b, h, w, n_groups, per_group).sum(-1).permute(0, 3, 1, 2)
@@ -72,15 +73,15 @@ def add_coarse_(y: torch.Tensor, reps: torch.Tensor, wc: torch.Tensor) -> torch.
 
 
 def split(x: torch.Tensor, wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor, bias: torch.Tensor | None,
-          stride: Pair, padding: Pair, groups: int) -> torch.Tensor:
-    local = F.conv2d(x, wg, bias, stride, padding, groups=groups)
-    return local + F.conv2d(F.conv2d(x, wr, None, stride, padding, groups=groups), wc)
+          stride: Pair, padding: Pair, groups: int, dilation: Pair = (1, 1)) -> torch.Tensor:
+    local = F.conv2d(x, wg, bias, stride, padding, dilation, groups=groups)
+    return local + F.conv2d(F.conv2d(x, wr, None, stride, padding, dilation, groups=groups), wc)
 
 
 def addmm(x: torch.Tensor, wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor, bias: torch.Tensor | None,
-          stride: Pair, padding: Pair, groups: int) -> torch.Tensor:
-    y = F.conv2d(x, wg, bias, stride, padding, groups=groups)
-    return add_coarse_(y, restrict_depthwise(x, wr, stride, padding), wc)
+          stride: Pair, padding: Pair, groups: int, dilation: Pair = (1, 1)) -> torch.Tensor:
+    y = F.conv2d(x, wg, bias, stride, padding, dilation, groups=groups)
+    return add_coarse_(y, restrict_depthwise(x, wr, stride, padding, dilation), wc)
 
 
 def fused_weight(wg: torch.Tensor, wr: torch.Tensor, groups: int) -> torch.Tensor:
@@ -99,8 +100,9 @@ def fused_bias(bias: torch.Tensor | None, groups: int) -> torch.Tensor | None:
 
 
 def fused(x: torch.Tensor, wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor, bias: torch.Tensor | None,
-          stride: Pair, padding: Pair, groups: int) -> torch.Tensor:
-    out = F.conv2d(x, fused_weight(wg, wr, groups), fused_bias(bias, groups), stride, padding, groups=groups)
+          stride: Pair, padding: Pair, groups: int, dilation: Pair = (1, 1)) -> torch.Tensor:
+    out = F.conv2d(x, fused_weight(wg, wr, groups), fused_bias(bias, groups), stride, padding, dilation,
+                   groups=groups)
     m = wg.shape[0]
     per = m // groups
     w = wc.reshape(m, groups).to(out.dtype)
@@ -128,8 +130,8 @@ def composite_weight(wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor, group
 
 
 def dense(x: torch.Tensor, wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor, bias: torch.Tensor | None,
-          stride: Pair, padding: Pair, groups: int) -> torch.Tensor:
-    return F.conv2d(x, composite_weight(wg, wr, wc, groups), bias, stride, padding)
+          stride: Pair, padding: Pair, groups: int, dilation: Pair = (1, 1)) -> torch.Tensor:
+    return F.conv2d(x, composite_weight(wg, wr, wc, groups), bias, stride, padding, dilation)
 
 
 KERNELS = {"split": split, "addmm": addmm, "fused": fused, "dense": dense}

@@ -18,5 +18,21 @@ def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
         )
 
 
-def resolve_padding(kernel_size: int, padding: int | None) -> int:
-    return kernel_size // 2 if padding is None else padding
+IntOrPair = int | tuple[int, int]
+
+
+def pair(value: IntOrPair, name: str = "value") -> tuple[int, int]:
+    """``(v, v)`` for an int, the pair itself for a pair of ints; anything else names ``name``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def resolve_padding(kernel_size: IntOrPair, padding: IntOrPair | None, dilation: IntOrPair = 1) -> tuple[int, int]:
+    """``padding`` as a pair; ``None`` means "same" for stride 1: ``dilation · (k − 1) // 2`` per side."""
+    if padding is not None:
+        return pair(padding, "padding")
+    k, d = pair(kernel_size, "kernel_size"), pair(dilation, "dilation")
+    return (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)

@@ -6,6 +6,7 @@ from typing import Any
 from torch import nn
 
 from ..util.choices import check_choice
+from ._validate import IntOrPair
 from .conv_types import CONV_SPECS, CONV_TYPES
 
 
@@ -14,18 +15,19 @@ def check_conv_type(conv_type: str) -> str:
     return check_choice("conv_type", conv_type, CONV_TYPES)
 
 
-def create_conv(conv_type: str, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                padding: int | None = None, groups: int = 1, bias: bool = False, **kwargs: Any) -> nn.Module:
+def create_conv(conv_type: str, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair | None = None, groups: int = 1, bias: bool = False, dilation: IntOrPair = 1,
+                **kwargs: Any) -> nn.Module:
     """Build a drop-in replacement for ``nn.Conv2d`` of the requested type.
 
     Args:
         conv_type: one of :data:`~tglc_zoo.layers.CONV_TYPES` (``"sc"``, ``"gc"``, ``"gc2l"``, ``"shuffle"``,
             ``"flgc"``).
-        in_channels, out_channels, kernel_size, stride, bias: as for ``nn.Conv2d``.
-        padding: defaults to ``kernel_size // 2``.
+        in_channels, out_channels, kernel_size, stride, bias, dilation: as for ``nn.Conv2d`` (ints or pairs).
+        padding: defaults to ``dilation * (kernel_size - 1) // 2`` ("same" at stride 1).
         groups: the number of groups N (must be 1 for ``"sc"``).
         **kwargs: type-specific options (e.g. ``impl`` for ``"gc2l"``).
     """
     layer = CONV_SPECS[check_conv_type(conv_type)].layer
     return layer(in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups,
-                 bias=bias, **kwargs)
+                 bias=bias, dilation=dilation, **kwargs)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_groups, resolve_padding
+from ._validate import IntOrPair, check_groups, pair, resolve_padding
 from .init import he_init_
 
 
@@ -36,15 +36,17 @@ def _contiguous_logits(channels: int, groups: int) -> torch.Tensor:
 class FLGCConv2d(nn.Module):
     """Learnable-assignment group convolution (training form: dense weight + assignment logits)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | None = None, groups: int = 1, bias: bool = False) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair | None = None, groups: int = 1, bias: bool = False,
+                 dilation: IntOrPair = 1) -> None:
         super().__init__()
         check_groups(in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = (kernel_size, kernel_size)
-        self.stride = (stride, stride)
-        self.padding = (resolve_padding(kernel_size, padding),) * 2
-        conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.dilation = pair(dilation, "dilation")
+        self.padding = resolve_padding(kernel_size, padding, dilation)
+        conv = nn.Conv2d(in_channels, out_channels, self.kernel_size, bias=bias)
         he_init_(conv)
         self.weight = conv.weight
         self.bias = conv.bias
@@ -63,11 +65,12 @@ class FLGCConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight * self.mask().to(self.weight.dtype)[:, :, None, None]
-        return F.conv2d(x, weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, groups={self.groups} (learned)")
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"groups={self.groups} (learned)")
 
 
 class DeployedFLGC(nn.Module):
@@ -82,6 +85,7 @@ class DeployedFLGC(nn.Module):
         in_g, out_g = layer.in_groups().cpu(), layer.out_groups().cpu()
         self.in_channels, self.out_channels, self.groups = layer.in_channels, layer.out_channels, layer.groups
         self.kernel_size, self.stride, self.padding = layer.kernel_size, layer.stride, layer.padding
+        self.dilation = layer.dilation
         in_sizes = torch.bincount(in_g, minlength=layer.groups)
         out_sizes = torch.bincount(out_g, minlength=layer.groups)
         in_order = torch.argsort(in_g, stable=True)
@@ -107,7 +111,7 @@ class DeployedFLGC(nn.Module):
         if self.balanced:
             weight = torch.cat([w[o][:, i] for i, o in blocks], dim=0)
             conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-                             groups=self.groups, bias=b is not None)
+                             self.dilation, groups=self.groups, bias=b is not None)
             conv.weight.data.copy_(weight)
             if b is not None:
                 assert conv.bias is not None  # built with bias=b is not None
@@ -122,7 +126,7 @@ class DeployedFLGC(nn.Module):
                 if len(o) == 0:
                     continue
                 conv = nn.Conv2d(max(len(i), 1), len(o), self.kernel_size, self.stride, self.padding,
-                                 bias=b is not None)
+                                 self.dilation, bias=b is not None)
                 if len(i) == 0:  # filters that see no input: only their bias survives
                     conv.weight.data.zero_()
                 else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._validate import IntOrPair
 from .group_conv import GroupConv2d
 
 
@@ -19,10 +20,12 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class ShuffleGroupConv2d(nn.Module):
     """GC followed by a channel shuffle; the same parameters as GC."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | None = None, groups: int = 1, bias: bool = False) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair | None = None, groups: int = 1, bias: bool = False,
+                 dilation: IntOrPair = 1) -> None:
         super().__init__()
-        self.conv = GroupConv2d(in_channels, out_channels, kernel_size, stride, padding, groups, bias)
+        self.conv = GroupConv2d(in_channels, out_channels, kernel_size, stride, padding, groups, bias, dilation)
+        self.dilation = self.conv.dilation
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.padding = self.conv.kernel_size, self.conv.stride, self.conv.padding
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import _gc2l_kernels as kernels
-from ._validate import check_groups, resolve_padding
+from ._validate import IntOrPair, check_groups, resolve_padding
 from .gc2l_impl import ShapeKey, choose_impl
 from .init import he_init_
 
@@ -44,18 +44,18 @@ def _auto_impl(device: str, channels_last: bool, training: bool, n: int, m: int,
 class TwoLevelGroupConv2d(nn.Module):
     """Two-level group convolution ``y = Agp(x) + R̄0ᵀ(R0(x))`` (no bias or norm inside the coarse path)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | None = None, groups: int = 1, bias: bool = False,
-                 impl: Impl = DEFAULT_IMPL) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair | None = None, groups: int = 1, bias: bool = False,
+                 impl: Impl = DEFAULT_IMPL, dilation: IntOrPair = 1) -> None:
         super().__init__()
         check_groups(in_channels, out_channels, groups)
         if impl not in IMPLS:
             raise ValueError(f"unknown GC-2L impl {impl!r}; valid choices: {list(IMPLS)}")
-        padding = resolve_padding(kernel_size, padding)
+        padding = resolve_padding(kernel_size, padding, dilation)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.impl: Impl = impl
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=bias)
-        self.restrict = nn.Conv2d(in_channels, groups, kernel_size, stride, padding, groups=groups, bias=False)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.restrict = nn.Conv2d(in_channels, groups, kernel_size, stride, padding, dilation, groups, bias=False)
         self.coarse = nn.Conv2d(groups, out_channels, 1, bias=False)
         for m in (self.conv, self.restrict, self.coarse):
             he_init_(m)
@@ -63,6 +63,7 @@ class TwoLevelGroupConv2d(nn.Module):
         self.kernel_size = cast("tuple[int, int]", self.conv.kernel_size)
         self.stride = cast("tuple[int, int]", self.conv.stride)
         self.padding = cast("tuple[int, int]", self.conv.padding)
+        self.dilation = cast("tuple[int, int]", self.conv.dilation)
 
     def fused_weight(self) -> torch.Tensor:
         """The (m + N, n/N, d, d) weight of the single grouped conv that computes ``Agp`` and ``R0``."""
@@ -79,8 +80,9 @@ class TwoLevelGroupConv2d(nn.Module):
         """The implementation that ``forward(x)`` runs (``impl``, or the table's choice for ``"auto"``)."""
         if self.impl != "auto":
             return self.impl
-        h = (x.shape[-2] + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
-        w = (x.shape[-1] + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
+        k = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size)]  # dilated extent
+        h = (x.shape[-2] + 2 * self.padding[0] - k[0]) // self.stride[0] + 1
+        w = (x.shape[-1] + 2 * self.padding[1] - k[1]) // self.stride[1] + 1
         training = torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
         channels_last = bool(x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
         return _auto_impl(x.device.type, channels_last, bool(training), self.in_channels, self.out_channels,
@@ -89,7 +91,8 @@ class TwoLevelGroupConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = kernels.KERNELS[self.resolve_impl(x)]
         return kernel(x, self.conv.weight, self.restrict.weight, self.coarse.weight, self.conv.bias,
-                      self.stride, self.padding, self.groups)
+                      self.stride, self.padding, self.groups, self.dilation)
 
     def extra_repr(self) -> str:
-        return f"groups={self.groups}, impl={self.impl!r}"
+        extra = f", dilation={self.dilation}" if self.dilation != (1, 1) else ""
+        return f"groups={self.groups}, impl={self.impl!r}{extra}"
