@@ -15,5 +15,6 @@ class GroupConv2d(nn.Conv2d):
                  dilation: IntOrPair = 1) -> None:
         check_groups(in_channels, out_channels, groups)
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
-                         padding=resolve_padding(kernel_size, padding, dilation), dilation=dilation, groups=groups, bias=bias)
+                         padding=resolve_padding(kernel_size, padding, dilation), dilation=dilation, groups=groups,
+                         bias=bias)
         he_init_(self)
