@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from torch import nn
 
 from .archs import VARIANTS, Variant, arch_default_cfg
 from .checkpoint import ResolvedCheckpoint
-from .loading import load_checkpoint_into, merge_checkpoint_cfg, resolve_pretrained
+from .errors import ConfigError, UnknownChoiceError
+from .loading import load_checkpoint_into, merge_checkpoint_cfg, plan_load, resolve_pretrained
 from .models._adapt import adapt_channel_stats
 from .weights import manifest_cfgs
 
@@ -56,35 +58,57 @@ class BuildRequest:
 
 @dataclass
 class ResolvedConfig:
-    """Step 1's result: the pretrained config and the checkpoint to load (``None``: random init)."""
+    """Step 1's result: the pretrained config, the model's arguments, and the checkpoint to load (``None``:
+    random init) with the adaptations the user asked for."""
 
     cfg: dict[str, Any]
     checkpoint: ResolvedCheckpoint | None
     model_kwargs: dict[str, Any]
+    adapt_head: bool = False
+    adapt_stem: bool = False
+
+
+def check_model_kwargs(variant: Variant, kwargs: dict[str, Any], origin: str) -> None:
+    """Refuse arguments the architecture's model class does not take, naming them and the valid ones."""
+    spec = variant.spec
+    params = inspect.signature(spec.model_cls.__init__).parameters
+    valid = sorted(n for n in params if n != "self" and n not in spec.kwargs)
+    unknown = sorted(k for k in kwargs if k not in valid)
+    if unknown:
+        error = ConfigError if origin != "call" else UnknownChoiceError
+        where = "" if origin == "call" else f" in {origin}"
+        raise error(f"{variant.name} does not take the argument(s) {unknown}{where}; valid arguments: {valid}")
 
 
 def resolve_config(req: BuildRequest) -> ResolvedConfig:
-    """The model's pretrained config and arguments, and the checkpoint its weights come from."""
+    """The model's pretrained config and arguments, and the checkpoint its weights come from.
+
+    Which config describes the model: the requested tag (or timm's ``pretrained_cfg``), else — for
+    ``pretrained=True`` — the name's default tag, else the architecture's own config. The checkpoint then
+    says what it is about (:func:`tglc_zoo.loading.plan_load`: the weights win unless the user asked for
+    another ``num_classes``/``in_chans``).
+    """
     v = req.variant
     pretrained_cfg = req.pretrained_cfg
-    if not req.pretrained and pretrained_cfg is None:
-        # an untrained model describes its architecture's data, not the default tag's
+    if pretrained_cfg is None and req.pretrained is not True:
+        # an untrained model, or weights from a given source, describe the architecture's data, not a tag's
         pretrained_cfg = arch_default_cfg(v)
     cfg = resolve_pretrained_cfg(v.name, pretrained_cfg=pretrained_cfg,
                                  pretrained_cfg_overlay=req.overlay).to_dict()
-    kwargs = dict(req.model_kwargs)
-    checkpoint = None
-    if req.pretrained:
-        checkpoint = resolve_pretrained(v.name, req.pretrained, cfg, cache_dir=req.cache_dir)
-        cfg = merge_checkpoint_cfg(cfg, checkpoint)
-        kwargs = {**(checkpoint.config or {}).get("model_args", {}), **kwargs}  # saved arguments are defaults
+    requested = dict(req.model_kwargs)
+    check_model_kwargs(v, requested, "call")
     model_kwargs = dict(conv_type=v.conv_type, groups=v.groups, num_classes=cfg.get("num_classes", 10))
-    model_kwargs.update(kwargs)
-    if req.pretrained:
-        # unless asked otherwise, a pretrained model keeps the checkpoint's input channels;
-        # a different num_classes / in_chans is adapted while loading
-        model_kwargs.setdefault("in_chans", cfg.get("input_size", (3,))[0])
-    return ResolvedConfig(cfg, checkpoint, model_kwargs)
+    if not req.pretrained:
+        return ResolvedConfig(cfg, None, {**model_kwargs, **requested})
+    checkpoint = resolve_pretrained(v.name, req.pretrained, cfg, cache_dir=req.cache_dir)
+    saved_args = dict((checkpoint.config or {}).get("model_args", {}))
+    check_model_kwargs(v, saved_args, f"{checkpoint.origin}'s config")
+    cfg = merge_checkpoint_cfg(cfg, checkpoint)
+    model_kwargs.update(saved_args)  # saved arguments are the defaults ...
+    model_kwargs.update({k: val for k, val in requested.items() if k not in ("num_classes", "in_chans")})
+    plan = plan_load(checkpoint, cfg, model_kwargs,  # ... and the weights decide num_classes / in_chans
+                     {k: requested[k] for k in ("num_classes", "in_chans") if k in requested})
+    return ResolvedConfig(cfg, checkpoint, plan.model_kwargs, plan.adapt_head, plan.adapt_stem)
 
 
 def instantiate(variant: Variant, cfg: dict[str, Any], model_kwargs: dict[str, Any]) -> nn.Module:
@@ -108,5 +132,6 @@ def build_model(name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
     resolved = resolve_config(BuildRequest.from_call(name, pretrained, kwargs))
     model = instantiate(VARIANTS[name], resolved.cfg, resolved.model_kwargs)
     if resolved.checkpoint is not None:
-        load_checkpoint_into(model, resolved.checkpoint)
+        load_checkpoint_into(model, resolved.checkpoint, adapt_head=resolved.adapt_head,
+                             adapt_stem=resolved.adapt_stem)
     return model

@@ -101,7 +101,7 @@ def from_pretrained(source: str | os.PathLike[str], *, num_classes: int | None =
         raise ConfigError(f"{resolved.origin}: its config names architecture {arch!r}, which tglc_zoo does not "
                           f"have; registered architectures look like {list_models()[:6]}... "
                           "(see tglc_zoo.list_models())")
-    model = create_model(arch, pretrained=resolved, **{**resolved.config["model_args"], **target})
+    model = create_model(arch, pretrained=resolved, **target)  # the builder reads the saved model_args
     return model.to(map_location)
 
 

@@ -17,7 +17,7 @@ from ..errors import CheckpointNotFoundError, ConfigError, CorruptCheckpointErro
 from .config import CONFIG_NAME, read_config
 from .hf import HF_PREFIX, hf_file, is_hf_repo_id, split_repo_id
 from .legacy import LEGACY_SUFFIXES, load_legacy_state_dict
-from .safetensors_io import WEIGHTS_NAME, load_weights, read_metadata_config
+from .safetensors_io import WEIGHTS_NAME, load_weights, read_header, read_metadata_config
 from .url import cached_download, check_sha256, is_url
 
 _logger = logging.getLogger(__name__)
@@ -127,6 +127,13 @@ def _resolve(source: str | os.PathLike[str], revision: str | None, cache_dir: st
     raise CheckpointNotFoundError(
         f"no checkpoint at {text!r}: it is not an existing folder or weights file, not an https://, http:// or "
         f"file:// URL, and not a Hugging Face repo id ('org/name' or 'hf-hub:org/name')")
+
+
+def tensor_shapes(resolved: ResolvedCheckpoint) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape: from the safetensors header without reading data (a legacy file is read)."""
+    if resolved.weights.suffix == ".safetensors":
+        return {k: info.shape for k, info in read_header(resolved.weights).tensors.items()}
+    return {k: tuple(v.shape) for k, v in load_legacy_state_dict(resolved.weights, map_location="meta").items()}
 
 
 def read_state_dict(resolved: ResolvedCheckpoint, *,

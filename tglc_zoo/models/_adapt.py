@@ -1,15 +1,16 @@
 """Strict loading of a state dict into a model, with the two deliberate adaptations.
 
-Everything must match — keys and shapes — except:
+Everything must match — keys, shapes, kinds of tensors — except what the caller asked to change:
 
-* the classifier (``pretrained_cfg["classifier"]``): when its shape differs (another
-  ``num_classes``), the checkpoint's head is dropped and the model keeps its freshly initialised one;
-* the stem (``pretrained_cfg["first_conv"]``): when its input channels differ (another
-  ``in_chans``), the filters are adapted — to 1 channel by summing over input channels, otherwise by
-  repeating them cyclically and scaling by ``source / target`` channels. So a grey image repeated
-  over the channels gives the same stem output before and after adaptation.
+* ``adapt_head`` (the user asked for another ``num_classes``): the checkpoint's classifier
+  (``pretrained_cfg["classifier"]``) is dropped and the model keeps its freshly initialised one;
+* ``adapt_stem`` (the user asked for another ``in_chans``): the stem's filters
+  (``pretrained_cfg["first_conv"]``) are adapted — to 1 channel by summing over input channels,
+  otherwise by repeating them cyclically and scaling by ``source / target`` channels. So a grey image
+  repeated over the channels gives the same stem output before and after adaptation.
 
-Each adaptation is logged. Pure model-level code: no files, no downloads.
+Each adaptation is logged. Pure model-level code: no files, no downloads. The rules of the whole
+loading path are in ``docs/loading.md``.
 """
 from __future__ import annotations
 
@@ -21,11 +22,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import StateDictMismatchError
+
 _logger = logging.getLogger(__name__)
-
-
-class StateDictMismatchError(RuntimeError):
-    """Checkpoint and model disagree beyond the two deliberate adaptations; the message lists the keys."""
 
 
 @dataclass
@@ -77,15 +76,40 @@ def _module_key(cfg: Mapping[str, object], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def load_pretrained_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
-                         strict: bool = True) -> LoadReport:
-    """Load ``state_dict`` into ``model``: strictly, except a new head and an adapted stem.
+def check_tensor_values(state_dict: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> None:
+    """Refuse what loading would silently destroy or what no trained model holds: a non-float tensor where
+    the model keeps a float one (or the reverse), NaN/Inf values, a negative BatchNorm running variance."""
+    kinds = [f"{k}: checkpoint {sd_t.dtype} vs model {own[k].dtype}" for k, sd_t in state_dict.items()
+             if k in own and sd_t.is_floating_point() != own[k].is_floating_point()]
+    if kinds:
+        raise StateDictMismatchError(f"checkpoint tensors of another kind than the model's ({len(kinds)}): "
+                                     f"{kinds[:10]}; casting them would change their values")
+    bad = [k for k, t in state_dict.items() if t.is_floating_point() and t.numel() and not torch.isfinite(t).all()]
+    if bad:
+        raise StateDictMismatchError(f"checkpoint holds NaN or Inf values in {len(bad)} tensors: {bad[:10]}")
+    neg = [k for k, t in state_dict.items() if k.endswith("running_var") and t.is_floating_point()
+           and t.numel() and bool((t < 0).any())]
+    if neg:
+        raise StateDictMismatchError(f"checkpoint holds negative BatchNorm running variances in {neg[:10]}")
+
+
+def load_pretrained_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True,
+                         adapt_head: bool = False, adapt_stem: bool = False) -> LoadReport:
+    """Load ``state_dict`` into ``model`` strictly; adapt the head or the stem only when asked.
 
     Args:
         model: a tglc_zoo model (``pretrained_cfg`` names ``classifier`` and ``first_conv``).
         state_dict: the checkpoint's tensors.
         strict: raise :class:`StateDictMismatchError` listing missing/unexpected/mismatched keys; with
             ``False`` they are reported in the returned :class:`LoadReport` and skipped.
+        adapt_head: the caller asked for another ``num_classes`` than the checkpoint's: the checkpoint's
+            classifier is dropped and the model keeps its fresh one. The classifier's input features must
+            still match (they are the body's output).
+        adapt_stem: the caller asked for another ``in_chans``: the stem's filters are adapted
+            (:func:`adapt_stem_weight`).
+
+    Tensors are never cast between float and integer kinds, and NaN/Inf values or negative BatchNorm
+    variances are refused (:func:`check_tensor_values`).
     """
     cfg: Mapping[str, object] = getattr(model, "pretrained_cfg", {}) or {}
     own = model.state_dict()
@@ -93,22 +117,24 @@ def load_pretrained_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     report = LoadReport()
 
     classifier = _module_key(cfg, "classifier")
-    if classifier:
+    if adapt_head and classifier:
         head = [k for k in own if k.startswith(classifier + ".")]
         ckpt_head = [k for k in sd if k.startswith(classifier + ".")]
-        differs = sorted(head) != sorted(ckpt_head) or any(sd[k].shape != own[k].shape for k in head)
-        if differs and (head or ckpt_head):
-            src = sd.get(f"{classifier}.weight")
-            src_classes = src.shape[0] if src is not None else 0
-            for k in ckpt_head:
-                del sd[k]
-            report.reinitialised += head
-            report.adapted.append(f"classifier '{classifier}': checkpoint has {src_classes} classes, model has "
-                                  f"{getattr(model, 'num_classes', '?')}; the head keeps its fresh initialisation")
+        src, dst = sd.get(f"{classifier}.weight"), own.get(f"{classifier}.weight")
+        if src is not None and dst is not None and src.dim() == 2 and src.shape[1] != dst.shape[1]:
+            raise StateDictMismatchError(
+                f"classifier '{classifier}': the checkpoint's takes {src.shape[1]} features but the model's body "
+                f"gives {dst.shape[1]}; these weights are not of this architecture")
+        src_classes = src.shape[0] if src is not None else 0
+        for k in ckpt_head:
+            del sd[k]
+        report.reinitialised += head
+        report.adapted.append(f"classifier '{classifier}': checkpoint has {src_classes} classes, model has "
+                              f"{getattr(model, 'num_classes', '?')}; the head keeps its fresh initialisation")
 
     first_conv = _module_key(cfg, "first_conv")
     stem_key = f"{first_conv}.weight" if first_conv else None
-    if stem_key and stem_key in sd and stem_key in own:
+    if adapt_stem and stem_key and stem_key in sd and stem_key in own:
         src_w, dst_w = sd[stem_key], own[stem_key]
         if src_w.dim() == 4 and src_w.shape[1] != dst_w.shape[1] and src_w.shape[0] == dst_w.shape[0] \
                 and src_w.shape[2:] == dst_w.shape[2:]:
@@ -128,6 +154,7 @@ def load_pretrained_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor
                  for label, keys in (("missing keys", report.missing), ("unexpected keys", report.unexpected),
                                      ("shape mismatches", report.mismatched)) if keys]
         raise StateDictMismatchError(f"checkpoint does not fit {name}: " + "; ".join(parts))
+    check_tensor_values(sd, own)
     for note in report.adapted:
         _logger.warning("adapting pretrained weights: %s", note)
     bad = {k.split(":")[0] for k in report.mismatched}
