@@ -173,3 +173,34 @@ def test_damaged_values_are_refused(tmp_path, key, value, match):
     save_file(sd, str(tmp_path / "bad.safetensors"))
     with pytest.raises(StateDictMismatchError, match=match):
         tglc_zoo.create_model(NAME, pretrained=str(tmp_path / "bad.safetensors"))
+
+
+# -- 4. a user's files are never overwritten ---------------------------------------------------------
+def test_save_pretrained_never_replaces_a_users_readme(tmp_path):
+    model = make_model(NAME)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "README.md").write_text("# my notes\n")
+    with pytest.raises(tglc_zoo.errors.CheckpointError, match=r"not its own: \['README.md'\]"):
+        tglc_zoo.save_pretrained(model, folder)
+    assert (folder / "README.md").read_text() == "# my notes\n"
+    tglc_zoo.save_pretrained(model, tmp_path / "ck")
+    tglc_zoo.save_pretrained(model, tmp_path / "ck")  # our own card is replaced
+
+
+def test_save_pretrained_into_the_working_directory_is_refused(tmp_path, monkeypatch):
+    folder = tglc_zoo.save_pretrained(make_model(NAME), tmp_path / "ck")
+    monkeypatch.chdir(folder)
+    with pytest.raises(tglc_zoo.errors.CheckpointError, match="current working directory"):
+        tglc_zoo.save_pretrained(make_model(NAME), ".")
+    assert Path.cwd() == folder and (folder / "model.safetensors").is_file()
+
+
+def test_save_pretrained_through_a_symlink_keeps_the_link(tmp_path):
+    real = tglc_zoo.save_pretrained(make_model(NAME), tmp_path / "real")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    tglc_zoo.save_pretrained(make_model(NAME, seed=3), link)
+    assert link.is_symlink() and link.resolve() == real
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    _same_outputs(tglc_zoo.from_pretrained(link), make_model(NAME, seed=3), chans=1)

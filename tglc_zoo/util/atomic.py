@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +155,13 @@ def recover_leftovers(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(directory: str | os.PathLike[str], *, replaceable: Collection[str]) -> Iterator[Path]:
+def atomic_directory(directory: str | os.PathLike[str], *,
+                     replaceable: Collection[str] | Callable[[Path], bool]) -> Iterator[Path]:
     """Write a folder elsewhere, then swap it in for ``directory`` in one step.
 
     ``directory`` is resolved first (a symlinked folder is replaced where it points, the link kept).
-    An existing ``directory`` may hold only files named in ``replaceable``; anything else is refused
+    An existing ``directory`` may hold only files named in ``replaceable`` (or for which the predicate
+    ``replaceable(path)`` is true: e.g. files this library wrote itself); anything else is refused
     with :class:`FileExistsError` naming the files, so a mistyped path never deletes unrelated files.
     A folder that is the process's working directory (or holds it) is refused too.
     Swapping uses Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames with a recoverable backup.
@@ -170,11 +172,11 @@ def atomic_directory(directory: str | os.PathLike[str], *, replaceable: Collecti
     if directory.exists():
         if not directory.is_dir():
             raise FileExistsError(f"{directory} exists and is not a folder")
-        foreign = sorted(p.name for p in directory.iterdir() if p.name not in replaceable)
+        owned = replaceable if callable(replaceable) else (lambda p: p.name in replaceable)
+        foreign = sorted(p.name for p in directory.iterdir() if not owned(p))
         if foreign:
             raise FileExistsError(f"{directory} holds files that this write would replace or that are not "
-                                  f"its own: {foreign}; write into a new folder or one holding only "
-                                  f"{sorted(replaceable)}")
+                                  f"its own: {foreign}; write into a new folder, or an empty one")
         cwd = Path.cwd().resolve()
         if cwd == directory.resolve() or directory.resolve() in cwd.parents:
             raise FileExistsError(f"{directory} is the current working directory (or holds it); replacing it "
