@@ -23,6 +23,7 @@ from .checkpoint import (
     upload_checkpoint_folder,
     write_checkpoint_folder,
 )
+from .checkpoint.sources import local_kind
 from .loading import PRETRAINED_CFG_FIELDS
 from .models._base import ZooModel
 from .registry import create_model, is_model, list_models
@@ -88,7 +89,7 @@ def from_pretrained(source: str | os.PathLike[str], *, num_classes: int | None =
     target = {k: v for k, v in dict(num_classes=num_classes, in_chans=in_chans, **model_kwargs).items()
               if v is not None}
     text = os.fspath(source)
-    if text in load_manifest():
+    if text in load_manifest() and local_kind(Path(text).expanduser()) is None:  # a local path wins over a tag
         model = create_model(text, pretrained=True, cache_dir=cache_dir, **target)
         return model.to(map_location)
     resolved = resolve_source(source, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)

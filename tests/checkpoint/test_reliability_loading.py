@@ -204,3 +204,54 @@ def test_save_pretrained_through_a_symlink_keeps_the_link(tmp_path):
     assert link.is_symlink() and link.resolve() == real
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     _same_outputs(tglc_zoo.from_pretrained(link), make_model(NAME, seed=3), chans=1)
+
+
+# -- 8. errors that name the file or option, never a raw traceback -----------------------------------
+def _raw_safetensors(path: Path, header: bytes) -> Path:
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    return path
+
+
+@pytest.mark.parametrize("header,match", [
+    (b'{"__metadata__": ["not", "a", "map"]}', "malformed safetensors metadata"),
+    (b'{"__metadata__": {"tglc_zoo.config": 7}}', "malformed safetensors metadata"),
+    (b'{"w": ' + b"[" * 50000 + b"]" * 50000 + b"}", "header is not JSON: RecursionError"),
+    (b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}', r"declares F32 \[2\] \(8 bytes\)"),
+    (b'{"w": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}', "malformed safetensors header entry 'w'"),
+])
+def test_malformed_headers_are_named(tmp_path, header, match):
+    path = _raw_safetensors(tmp_path / "m.safetensors", header)
+    with pytest.raises(CorruptCheckpointError, match=match):
+        tglc_zoo.create_model(NAME, pretrained=str(path))
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"pretrained_cfg.mean": "abc"}, r"pretrained_cfg 'mean' must be a non-empty list of finite numbers"),
+    ({"pretrained_cfg.input_size": []}, r"pretrained_cfg 'input_size' must be three positive integers"),
+    ({"pretrained_cfg.std": [0.0]}, r"pretrained_cfg 'std' must be a non-empty list of positive numbers"),
+])
+def test_bad_config_values_are_named(tmp_path, change, match):
+    folder = tglc_zoo.save_pretrained(make_model(NAME), tmp_path / "ck")
+    _rewrite_config(folder, **change)
+    with pytest.raises(ConfigError, match=match):
+        tglc_zoo.from_pretrained(folder)
+
+
+def test_an_absurdly_long_hub_id_is_a_clean_error():
+    with pytest.raises(tglc_zoo.errors.TglcZooError, match="not an existing folder"):
+        tglc_zoo.from_pretrained("org/" + "x" * 5000)
+
+
+# -- 9. a local folder wins over a tag of the same spelling -----------------------------------------
+def test_a_local_folder_named_like_a_tag_wins(tmp_path, monkeypatch):
+    tags = tglc_zoo.list_models(pretrained=True)
+    if not tags:
+        pytest.skip("no shipped tags")
+    tag = tags[0]
+    arch = tag.rpartition(".")[0]
+    mine = make_model(arch, seed=5)
+    monkeypatch.chdir(tmp_path)
+    tglc_zoo.save_pretrained(mine, tmp_path / tag)
+    loaded = tglc_zoo.from_pretrained(tag)
+    assert loaded.num_classes == 3  # ours (make_model: 3 classes), not the shipped 10-class tag
+    _same_outputs(loaded, mine, chans=1)

@@ -13,7 +13,8 @@ The same JSON text is stored in the safetensors metadata (:data:`METADATA_KEY`),
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +56,52 @@ def validate_config(config: Any, *, origin: str) -> dict[str, Any]:
     for key in ("model_args", "pretrained_cfg"):
         if not isinstance(config[key], Mapping):
             raise ConfigError(f"{origin}: {key!r} must be a JSON object, got {config[key]!r}")
+    _check_pretrained_cfg(config["pretrained_cfg"], origin)
+    if not all(isinstance(k, str) for k in config["model_args"]):
+        raise ConfigError(f"{origin}: 'model_args' keys must be strings, got {list(config['model_args'])[:10]}")
     out = dict(config)
     out["model_args"] = dict(config["model_args"])
     out["pretrained_cfg"] = {k: tuple(v) if k in _TUPLE_KEYS and isinstance(v, list) else v
                              for k, v in config["pretrained_cfg"].items()}
     return out
+
+
+def _is_int(v: Any, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_CFG_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "input_size": (lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_int(x, 1) for x in v),
+                   "three positive integers (channels, height, width)"),
+    "test_input_size": (lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 3
+                                                and all(_is_int(x, 1) for x in v)), "three positive integers"),
+    "min_input_size": (lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 3
+                                               and all(_is_int(x, 1) for x in v)), "three positive integers"),
+    "mean": (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_number(x) for x in v),
+             "a non-empty list of finite numbers"),
+    "std": (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+            "a non-empty list of positive numbers"),
+    "num_classes": (lambda v: _is_int(v), "a non-negative integer"),
+    "crop_pct": (lambda v: _is_number(v) and 0 < v <= 4, "a number in (0, 4]"),
+    "pool_size": (lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2
+                                          and all(_is_int(x, 1) for x in v)), "two positive integers or null"),
+    "interpolation": (lambda v: isinstance(v, str), "a string"),
+    "first_conv": (lambda v: v is None or isinstance(v, str), "a module name"),
+    "classifier": (lambda v: v is None or isinstance(v, str), "a module name"),
+    "tag": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "label_names": (lambda v: v is None or (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)),
+                    "a list of strings or null"),
+}
+
+
+def _check_pretrained_cfg(cfg: Mapping[str, Any], origin: str) -> None:
+    for key, (ok, what) in _CFG_CHECKS.items():
+        if key in cfg and not ok(cfg[key]):
+            raise ConfigError(f"{origin}: pretrained_cfg {key!r} must be {what}, got {str(cfg[key])[:100]!r}")
 
 
 def config_to_json(config: Mapping[str, Any]) -> str:
@@ -75,8 +117,8 @@ def config_from_json(text: str, *, origin: str) -> dict[str, Any]:
     """Parse and validate config JSON text; ``origin`` (a path or URL) names the source in errors."""
     try:
         config = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{origin}: config is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ConfigError(f"{origin}: config is not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     return validate_config(config, origin=origin)
 
 

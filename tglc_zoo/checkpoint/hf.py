@@ -24,16 +24,27 @@ HF_PREFIX = "hf-hub:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
 
+MAX_NAME_LENGTH = 96  # the Hub's limit on an organisation or repository name
+
+
+def _valid(repo: str) -> bool:
+    if _REPO_ID.match(repo) is None:
+        return False
+    org, _, name = repo.partition("@")[0].partition("/")
+    return len(org) <= MAX_NAME_LENGTH and len(name) <= MAX_NAME_LENGTH and len(repo) <= 1024
+
+
 def is_hf_repo_id(source: str) -> bool:
-    """``hf-hub:org/name[@revision]`` or a bare ``org/name[@revision]``."""
-    return _REPO_ID.match(source.removeprefix(HF_PREFIX)) is not None
+    """``hf-hub:org/name[@revision]`` or a bare ``org/name[@revision]`` (names of at most 96 characters)."""
+    return _valid(source.removeprefix(HF_PREFIX))
 
 
 def split_repo_id(source: str, revision: str | None = None) -> tuple[str, str | None]:
     """``("org/name", revision)`` from ``[hf-hub:]org/name[@revision]``; an explicit ``revision`` wins."""
     repo_id = source.removeprefix(HF_PREFIX)
-    if not _REPO_ID.match(repo_id):
-        raise ValueError(f"{source!r} is not a Hugging Face repo id; expected 'org/name' or 'hf-hub:org/name'")
+    if not _valid(repo_id):
+        raise ValueError(f"{source[:200]!r} is not a Hugging Face repo id; expected 'org/name' or 'hf-hub:org/name' "
+                         f"(each part at most {MAX_NAME_LENGTH} characters)")
     repo_id, _, inline = repo_id.partition("@")
     return repo_id, revision or inline or None
 

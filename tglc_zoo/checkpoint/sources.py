@@ -110,14 +110,23 @@ def resolve_source(source: str | os.PathLike[str], *, revision: str | None = Non
     return resolved
 
 
+def local_kind(path: Path) -> str | None:
+    """``"folder"``, ``"file"`` or ``None`` (nothing there, or a name the OS cannot even look up)."""
+    try:
+        return "folder" if path.is_dir() else "file" if path.is_file() else None
+    except OSError:  # e.g. ENAMETOOLONG for a 5,000-character "path"
+        return None
+
+
 def _resolve(source: str | os.PathLike[str], revision: str | None, cache_dir: str | os.PathLike[str] | None,
              local_files_only: bool | None, sha256: str | None) -> ResolvedCheckpoint:
-    text = str(source)
-    path = Path(source).expanduser()
+    text = os.fspath(source)
+    path = Path(text).expanduser()
     if not text.startswith(HF_PREFIX) and not is_url(text):
-        if path.is_dir():
+        kind = local_kind(path)
+        if kind == "folder":
             return _from_folder(path, text)
-        if path.is_file():
+        if kind == "file":
             return _from_file(path, text)
     if is_url(text):
         local = cached_download(text, cache_dir=cache_dir, sha256=sha256, local_files_only=bool(local_files_only))
