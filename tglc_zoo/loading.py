@@ -17,7 +17,7 @@ from torch import nn
 
 from .checkpoint import HF_PREFIX, ResolvedCheckpoint, read_state_dict, resolve_source, tensor_shapes
 from .checkpoint.config import LOCATION_KEYS
-from .errors import ConfigError
+from .errors import CheckpointNotFoundError, ConfigError
 from .models._adapt import LoadReport, load_pretrained_into
 from .weights import load_manifest, tags_of
 
@@ -28,18 +28,34 @@ PRETRAINED_CFG_FIELDS = frozenset(f.name for f in dataclasses.fields(PretrainedC
 
 
 def _source_from_cfg(variant: str, cfg: dict[str, Any]) -> str:
-    """The weights location a pretrained cfg names, in timm's order of precedence."""
+    """The weights location a pretrained cfg names: an existing local file or mirror first, then the Hub repo,
+    then a URL (timm's order, with a mirror that is not on this machine skipped)."""
     if cfg.get("source") == "hf-hub" and cfg.get("hf_hub_id"):
         return HF_PREFIX + cfg["hf_hub_id"]
-    for key in ("file", "url"):
-        if cfg.get(key):
-            return str(cfg[key])
+    file = cfg.get("file")
+    if file and (Path(str(file)).exists() or not (cfg.get("hf_hub_id") or cfg.get("url"))):
+        return str(file)
     if cfg.get("hf_hub_id"):
         return HF_PREFIX + cfg["hf_hub_id"]
+    if cfg.get("url"):
+        return str(cfg["url"])
     tags = tags_of(variant)
     raise ConfigError(f"no pretrained weights are available for {variant!r}; tags with weights: {tags or 'none'} "
                       "(see tglc_zoo.list_models(pretrained=True)); or pass pretrained=<folder, .safetensors file, "
                       "URL or Hugging Face repo id>")
+
+
+def _not_reachable(tag: str, repo_id: str, error: Exception) -> CheckpointNotFoundError:
+    """The error for a tag whose Hub repo is neither in the cache nor reachable: what, where, and how to fix it."""
+    from huggingface_hub import constants
+
+    state = ("offline (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
+             else f"could not be reached at {constants.ENDPOINT}")
+    return CheckpointNotFoundError(
+        f"pretrained tag {tag!r}: its weights live in the Hugging Face repo {repo_id!r}, which is not in the cache "
+        f"({constants.HF_HUB_CACHE}) and {state}. To fix: download it once while online (unset HF_HUB_OFFLINE, "
+        f"or `huggingface-cli download {repo_id}`), point HF_ENDPOINT at a mirror that has it, or load from a "
+        f"clone of tglc_zoo, whose hub/ folder holds the weights. ({error})")
 
 
 def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
@@ -66,7 +82,12 @@ def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
         else:
             raise ConfigError(f"pretrained={pretrained!r} is not understood; valid choices: False, True, a tag of "
                               f"{variant!r}, or a folder, .safetensors file, URL or Hugging Face repo id")
-        resolved = resolve_source(source, cache_dir=cache_dir, sha256=sha256)
+        try:
+            resolved = resolve_source(source, cache_dir=cache_dir, sha256=sha256)
+        except CheckpointNotFoundError as e:
+            if pretrained is True and source.startswith(HF_PREFIX) and cfg.get("tag"):
+                raise _not_reachable(f"{variant}.{cfg['tag']}", source.removeprefix(HF_PREFIX), e) from None
+            raise
     arch = (resolved.config or {}).get("architecture")
     if arch is not None and arch != variant:
         raise ConfigError(f"{resolved.origin} holds a {arch!r} checkpoint, not {variant!r}; load it with "

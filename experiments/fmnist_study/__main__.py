@@ -78,10 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--ship", action="store_true",
-                   help="publish the best run of SC and of each conv type at --ship-groups to hub/<model>.<tag> "
+                   help="publish the median (--select) run of SC and of each conv type at --ship-groups to "
+                        "hub/<model>.<tag> "
                         "and the package's weights manifest, as runs finish")
     p.add_argument("--ship-groups", type=int, nargs="*", default=[8, 16] if preset == "full" else [4, 8])
     p.add_argument("--tag", default="fmnist", help="pretrained tag of shipped checkpoints")
+    p.add_argument("--select", choices=["median", "best"], default="median" if preset == "full" else "best",
+                   help="which seed of a cell ships")
     p.add_argument("--repo-root", type=Path, default=REPO_ROOT, help="shipped folders go to REPO_ROOT/hub/")
     p.add_argument("--manifest", type=Path, default=None, help="weights manifest to update (default: the package's)")
     p.add_argument("--model-card", type=Path, default=REPO_ROOT / "MODEL_CARD.md",
@@ -141,11 +144,15 @@ def report(docs: Path, cfg: StudyConfig) -> dict:
 
 
 def recipe_text(cfg: StudyConfig) -> str:
-    images = cfg.train_subset or "all 60,000"
-    return (f"{cfg.arch}, {cfg.epochs} epochs on {images} Fashion-MNIST training images (fixed subset per seed), "
-            f"SGD momentum {cfg.momentum}, weight decay {cfg.weight_decay}, batch {cfg.batch_size}, lr {cfg.lr} "
-            f"x{cfg.lr_gamma} at epochs {list(cfg.lr_milestones)}, pad-2 random crop + horizontal flip, He init; "
-            "python -m experiments.fmnist_study")
+    images = f"a fixed {cfg.train_subset:,}-image subset of the" if cfg.train_subset else "all 60,000"
+    if cfg.schedule == "cosine":
+        sched = f"lr {cfg.lr} cosine decay to 0 after {cfg.warmup_epochs:g} epoch(s) of linear warm-up"
+    else:
+        sched = f"lr {cfg.lr} x{cfg.lr_gamma} at epochs {list(cfg.lr_milestones)}"
+    return (f"{cfg.arch}, {cfg.epochs} epochs on {images} Fashion-MNIST training images, "
+            f"SGD{' (Nesterov)' if cfg.nesterov else ''} momentum {cfg.momentum}, weight decay {cfg.weight_decay}, "
+            f"batch {cfg.batch_size}, {sched}, pad-2 random crop + horizontal flip, He init (recipe "
+            f"'{cfg.recipe}'); python -m experiments.fmnist_study")
 
 
 def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, docs: Path,
@@ -154,7 +161,8 @@ def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, d
 
     cells = {("sc", 1)} | {(c, n) for c in cfg.conv_types for n in args.ship_groups}
     records = finished_results(docs / "runs", cfg.plan())
-    ship(records, cells, study_dir, args.repo_root, tag=args.tag, dataset="fashion_mnist", recipe=recipe_text(cfg),
+    ship(records, cells, study_dir, args.repo_root, tag=args.tag, dataset="zalando-datasets/fashion_mnist",
+         dataset_name="Fashion-MNIST", recipe=recipe_text(cfg), select=args.select,
          manifest_path=args.manifest or MANIFEST_PATH, log=log)
 
 

@@ -153,3 +153,28 @@ def tensors() -> dict[str, torch.Tensor]:
             "fc.bias": torch.randn(3, generator=g), "bn.num_batches_tracked": torch.tensor(7)}
 
 
+
+
+@pytest.fixture
+def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Hugging Face-compatible endpoint on 127.0.0.1 (reads and writes), with HF_ENDPOINT, an empty
+    HF_HOME cache and online mode pointing huggingface_hub at it."""
+    from huggingface_hub import constants
+
+    from tests.support.hf_endpoint import LocalHub
+
+    with LocalHub() as hub:
+        cache = tmp_path / "hf-home" / "hub"
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        # huggingface_hub builds its download URL template from HF_ENDPOINT at import
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        hub.cache = cache
+        yield hub

@@ -12,7 +12,9 @@ def test_front_matter_is_hub_yaml(cfg_dict):
     assert data["datasets"] == ["fashion_mnist"] and data["base_model"] == "org/base"
     assert "gc2l" in data["tags"] and "timm" in data["tags"]
     results = data["model-index"][0]["results"]
-    assert {(m["type"], m["value"]) for r in results for m in r["metrics"]} == {("top1", 91.25), ("loss", 0.31)}
+    assert {(m["type"], m["value"]) for r in results for m in r["metrics"]} == {("accuracy", 91.25), ("loss", 0.31)}
+    assert {m["name"] for r in results for m in r["metrics"]} == {"Top-1 accuracy (%)", "Cross-entropy loss"}
+    assert data["metrics"] == ["accuracy", "loss"] and data["pipeline_tag"] == "image-classification"
     assert "| top1 | 91.25 |" in text and "12,345" in text and "a, b, c" in text
 
 

@@ -17,7 +17,7 @@ from tglc_zoo.weights import load_manifest
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = json.loads((ROOT / "tglc_zoo" / "weights" / "manifest.json").read_text())["weights"]
-FMNIST_TAGS = sorted(t for t, e in SHIPPED.items() if e["dataset"] == "fashion_mnist")
+FMNIST_TAGS = sorted(t for t, e in SHIPPED.items() if e["dataset"] == "zalando-datasets/fashion_mnist")
 
 
 def test_shipped_weights_fit_the_budget_and_hashes_match():

@@ -16,7 +16,7 @@ from .folder import CHECKPOINT_FILES, write_checkpoint_folder
 from .hf import HF_PREFIX, is_hf_repo_id, split_repo_id
 from .legacy import load_legacy_state_dict
 from .model_card import CARD_NAME, render_model_card
-from .push import upload_checkpoint_folder
+from .push import SyncResult, sync_folder, upload_checkpoint_folder
 from .safetensors_io import (
                       WEIGHTS_NAME,
                       SafetensorsHeader,
@@ -32,10 +32,10 @@ from .url import cached_download, check_sha256, hash_prefix_of
 __all__ = [
     "CARD_NAME", "CHECKPOINT_FILES", "CONFIG_NAME", "HF_PREFIX", "WEIGHTS_NAME",
     "CheckpointError", "CheckpointNotFoundError", "ConfigError", "CorruptCheckpointError", "HashMismatchError",
-    "ResolvedCheckpoint", "SafetensorsHeader", "TensorInfo", "UnsafeCheckpointError",
+    "ResolvedCheckpoint", "SyncResult", "SafetensorsHeader", "TensorInfo", "UnsafeCheckpointError",
     "cached_download", "check_sha256", "hash_prefix_of", "is_hf_repo_id",
     "load_legacy_state_dict", "load_weights", "make_config", "read_config", "read_metadata_config",
     "read_header", "read_state_dict", "render_model_card", "resolve_source", "save_weights", "split_repo_id",
     "tensor_shapes",
-    "upload_checkpoint_folder", "validate_config", "write_checkpoint_folder", "write_config",
+    "sync_folder", "upload_checkpoint_folder", "validate_config", "write_checkpoint_folder", "write_config",
 ]

@@ -13,7 +13,9 @@ from .hf import HF_PREFIX, is_hf_repo_id
 
 CARD_NAME = "README.md"
 LIBRARY_NAME = "tglc_zoo"
-_HUB_METRIC = {"top1": "accuracy", "top5": "accuracy", "acc": "accuracy", "accuracy": "accuracy", "loss": "loss"}
+# our metric keys -> (the Hub's metric type, its name in model-index); other keys stay in the card's table only
+_HUB_METRIC = {"top1": ("accuracy", "Top-1 accuracy (%)"), "top5": ("accuracy", "Top-5 accuracy (%)"),
+               "accuracy": ("accuracy", "Accuracy"), "loss": ("loss", "Cross-entropy loss")}
 
 
 def _fmt(value: Any) -> str:
@@ -27,13 +29,16 @@ def _fmt(value: Any) -> str:
 def render_model_card(config: Mapping[str, Any], *, metrics: Mapping[str, float] | None = None,
                       dataset: str | None = None, license: str = "apache-2.0", base_model: str | None = None,
                       tags: Sequence[str] = (), num_params: int | None = None, recipe: str | None = None,
-                      description: str | None = None, model_name: str | None = None) -> str:
+                      description: str | None = None, model_name: str | None = None,
+                      dataset_name: str | None = None) -> str:
     """Render the card text for a checkpoint described by ``config`` (see :mod:`.config`).
 
     Args:
         config: the checkpoint config (architecture, model_args, pretrained_cfg, ...).
         metrics: measured results, e.g. ``{"top1": 91.3, "top5": 99.8}``; reported as given.
-        dataset: dataset the metrics were measured on (and the weights trained on).
+        dataset: dataset the metrics were measured on (and the weights trained on): its Hub dataset id
+            (e.g. ``zalando-datasets/fashion_mnist``) where it has one, as the Hub indexes those.
+        dataset_name: the dataset's readable name for model-index (default: ``dataset``).
         license: SPDX-style licence id for the front matter.
         base_model: the checkpoint these weights were fine-tuned from (repo id, tag or path); it enters
             the front matter only when it is a Hub repo id, as the Hub requires.
@@ -55,14 +60,16 @@ def render_model_card(config: Mapping[str, Any], *, metrics: Mapping[str, float]
             raise ValueError(f"metric {key!r} must be a number, got {value!r}")
     all_tags = ["image-classification", LIBRARY_NAME, "timm", "group-convolution",
                 *([conv_type] if conv_type else []), *tags]
-    eval_results = [EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
-                               metric_type=k, metric_value=float(v)) for k, v in metrics.items()] if dataset else None
+    eval_results = [EvalResult(task_type="image-classification", task_name="Image Classification",
+                               dataset_type=dataset, dataset_name=dataset_name or dataset, dataset_split="test",
+                               metric_type=_HUB_METRIC[k][0], metric_name=_HUB_METRIC[k][1], metric_value=float(v))
+                    for k, v in metrics.items() if k in _HUB_METRIC] if dataset else None
     data = ModelCardData(
         library_name=LIBRARY_NAME, license=license, tags=list(dict.fromkeys(all_tags)),
         datasets=[dataset] if dataset else None,
-        metrics=sorted({_HUB_METRIC.get(k, k) for k in metrics}) or None,
+        metrics=sorted({_HUB_METRIC[k][0] for k in metrics if k in _HUB_METRIC}) or None,
         base_model=base_model.removeprefix(HF_PREFIX) if base_model and is_hf_repo_id(base_model) else None,
-        model_name=name if eval_results else None, eval_results=eval_results,
+        model_name=name if eval_results else None, eval_results=eval_results or None,
         pipeline_tag="image-classification",
     )
     lines = ["---", data.to_yaml(), "---", "", f"# {name}", ""]

@@ -52,7 +52,7 @@ def _download(info: DatasetInfo, root: Path, train: bool, folder_name: str) -> N
     cls = torchvision.datasets.CIFAR10 if info.name == "cifar10" else torchvision.datasets.CIFAR100
     try:
         cls(str(root), train=train, download=True)
-    except Exception as exc:  # noqa: BLE001 - no network, bad mirror, ...: say so
+    except Exception as exc:
         raise data_not_found(info, [root / folder_name], f"download failed: {exc}") from exc
 
 

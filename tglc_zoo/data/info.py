@@ -40,9 +40,10 @@ class DatasetInfo:
     load: Loader = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
     transform: TransformFactory = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
     needs_data_dir: bool = False            # no default location: --data-dir is required
+    hub_id: str | None = None               # the Hugging Face Hub dataset id (model cards' ``datasets``)
     classes_from_files: bool = False        # num_classes / label_names come from the files
 
-    def replace(self, **changes: Any) -> "DatasetInfo":
+    def replace(self, **changes: Any) -> DatasetInfo:
         return dataclasses.replace(self, **changes)
 
 

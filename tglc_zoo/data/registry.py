@@ -49,7 +49,7 @@ def _cifar(name: str, num_classes: int, mean: tuple[float, ...], std: tuple[floa
         f"https://www.cs.toronto.edu/~kriz/cifar.html so that DATA_DIR/{folder}/ exists",
         "pad 4 pixels each side, random 32x32 crop, random horizontal flip",
         load=load_cifar, transform=tensor_transform(*_crop_flip(32, 4)), needs_data_dir=True,
-        classes_from_files=True)
+        classes_from_files=True, hub_id=f"uoft-cs/{name}")
 
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
@@ -63,11 +63,12 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
         "DATA_DIR/val/<wnid>/*.JPEG (torchvision's ImageFolder layout)",
         "random-resized crop (scale 0.08-1, aspect 3/4-4/3), random horizontal flip; eval: resize to "
         "size/0.875, center crop",
-        load=load_imagenet, transform=imagenet_transform, needs_data_dir=True, classes_from_files=True),
+        load=load_imagenet, transform=imagenet_transform, needs_data_dir=True, classes_from_files=True,
+        hub_id="ILSVRC/imagenet-1k"),
     DatasetInfo(
         "fmnist", 1, 10, (1, 28, 28), (0.2860,), (0.3530,), _FMNIST_LABELS, "fmnist", FMNIST_HOW_TO_GET,
         "pad 2 pixels each side, random 28x28 crop, random horizontal flip",
-        load=load_fmnist, transform=tensor_transform(*_crop_flip(28, 2))),
+        load=load_fmnist, transform=tensor_transform(*_crop_flip(28, 2)), hub_id="zalando-datasets/fashion_mnist"),
     DatasetInfo(
         "digits", 1, 10, (1, 8, 8), (0.3054,), (0.3760,), tuple(str(i) for i in range(10)), "fmnist",
         "it ships inside scikit-learn (`pip install scikit-learn`, or tglc_zoo's [train] extra)", "none",

@@ -91,8 +91,8 @@ def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], 
     metrics = {"top1": round(100.0 * row["test_acc"], 4), "top1_err": round(100.0 * row["test_err"], 4),
                "loss": round(float(row["test_loss"]), 6)}
     with torch.no_grad():
-        out_path = save_pretrained(model, directory, metrics=metrics, dataset=info.name,
-                                            recipe=describe_run(ckpt))
+        out_path = save_pretrained(model, directory, metrics=metrics, dataset=info.hub_id or info.name,
+                                   dataset_name=info.name, recipe=describe_run(ckpt))
     if log:
         log(f"[publish] {ckpt['config']['model']} (epoch {ckpt['epoch']}, test acc {row['test_acc']:.4f}) "
             f"-> {out_path}")

@@ -1,15 +1,21 @@
-"""The weights manifest: every pretrained tag that ships with (or is published for) tglc_zoo.
+"""The weights manifest: every pretrained tag of tglc_zoo, with its canonical home on the Hugging Face Hub.
 
-``tglc_zoo/weights/manifest.json`` holds ``{"format": 1, "weights": {"<name>.<tag>": entry}}`` with ::
+``tglc_zoo/weights/manifest.json`` holds ``{"format": 1, "hub_org": "tglc-zoo", "weights": {"<name>.<tag>":
+entry}}`` with ::
 
-    {"file": "hub/wrn16_4_gc2l_n4.fmnist",            # repo-relative checkpoint folder or file, and/or
-     "url": "https://.../model-<sha256 prefix>.safetensors", "hf_hub_id": "org/name",
-     "sha256": "<sha256 of model.safetensors>",
+    {"hf_hub_id": "tglc-zoo/wrn16_2_gc2l_n8.fmnist",  # the tag's home: one Hub repo per tag
+     "file": "hub/wrn16_2_gc2l_n8.fmnist",            # the in-repo mirror (clones and torch.hub), and/or
+     "url": "https://.../model-<sha256 prefix>.safetensors",
+     "sha256": "<sha256 of model.safetensors>",      # checked whichever way the file came
      "dataset": "fashion_mnist", "metrics": {"top1": 91.2, ...}, "recipe": "<how it was trained>",
      "pretrained_cfg": {"input_size": [1, 28, 28], "mean": [...], "std": [...], "num_classes": 10,
                         "label_names": [...], ...}}
 
 Only entries whose weights exist are listed: a ``file`` present on disk, or a ``url`` / ``hf_hub_id``.
+Resolution order (``tglc_zoo.loading``): the local mirror when it exists (a clone, or torch.hub's copy
+of the repository), otherwise the Hub repo through ``huggingface_hub`` (its cache, ``revision``,
+``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, ``HF_HOME``) — so a pip-installed wheel, which holds no weights,
+downloads them on first use.
 More manifests (same format, ``file`` relative to the manifest) can be added with the environment
 variable ``TGLC_ZOO_WEIGHTS_MANIFEST`` (paths separated by ``os.pathsep``). The manifests are read
 once, when tglc_zoo is imported (the registry declares the tags to timm then); a manifest that
@@ -82,9 +88,21 @@ def load_manifest(*, include_unavailable: bool = False) -> dict[str, dict[str, A
 
 
 def manifest_cfgs() -> dict[str, dict[str, Any]]:
-    """Pretrained configs (timm fields, with the weights' ``file``/``url``/``hf_hub_id``) of the manifest's tags."""
-    return {tag: {**entry["pretrained_cfg"], **{k: entry[k] for k in SOURCES if entry.get(k)}}
-            for tag, entry in load_manifest().items()}
+    """Pretrained configs (timm fields, with the weights' ``hf_hub_id``/``url`` and — when the local mirror
+    exists — ``file``) of the manifest's tags. timm's order of precedence then tries the mirror first."""
+    out = {}
+    for tag, entry in load_manifest().items():
+        sources = {k: entry[k] for k in SOURCES if entry.get(k)}
+        if "file" in sources and not Path(sources["file"]).exists():
+            del sources["file"]
+        out[tag] = {**entry["pretrained_cfg"], **sources}
+    return out
+
+
+def hub_org() -> str:
+    """The Hugging Face organisation that holds the zoo's repos (one per tag)."""
+    text = resources.files(__package__).joinpath(MANIFEST).read_text(encoding="utf-8")
+    return str(json.loads(text).get("hub_org", "tglc-zoo"))
 
 
 def tags_of(model: str) -> list[str]:
