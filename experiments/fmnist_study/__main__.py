@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-runs", type=int, default=None, help="train at most this many unfinished runs")
+    p.add_argument("--shard", default="0/1", metavar="I/K",
+                   help="train only the runs whose place in the plan is I modulo K (K processes side by side)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--ship", action="store_true",
@@ -104,13 +106,14 @@ def check_same_config(docs: Path, cfg: StudyConfig) -> None:
     """A study (its committed records and its run folders) holds one recipe: refuse to mix recipes."""
     path = docs / "study.json"
     saved = json.loads(path.read_text()) if path.is_file() else None
-    current = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k != "data_dir"}
+    # where it runs is not what it computes: data location and device may differ between sessions
+    current = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in ("data_dir", "device")}
+    saved = {k: v for k, v in saved.items() if k not in ("data_dir", "device")} if saved is not None else None
     if saved is not None and saved != current:
         diff = {k: (saved.get(k), current.get(k)) for k in current if saved.get(k) != current.get(k)}
         raise SystemExit(f"error: {docs} holds a study with another configuration {diff}; "
                          "use another --docs/--out or the same options")
-    docs.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(current, indent=2))
+    atomic_write_json(path, current)
 
 
 def report(docs: Path, cfg: StudyConfig) -> dict:
@@ -188,10 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     check_same_config(docs, cfg)
     study_dir.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        todo = [s for s in cfg.plan() if not record_path(docs / "runs", s).is_file()]
+        shard, shards = (int(v) for v in args.shard.split("/"))
+        if not 0 <= shard < shards:
+            raise SystemExit(f"error: --shard {args.shard!r}: expected I/K with 0 <= I < K")
+        todo = [s for i, s in enumerate(cfg.plan())
+                if i % shards == shard and not record_path(docs / "runs", s).is_file()]
         if args.max_runs is not None:
             todo = todo[:args.max_runs]
-        log_path = study_dir / "study.log"
+        log_path = study_dir / ("study.log" if shards == 1 else f"study.shard{shard}of{shards}.log")
         with log_path.open("a") as log_file:
             def log(msg: str) -> None:
                 log_file.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
