@@ -72,7 +72,7 @@ class LocalHub:
         self._thread.join()
 
     # -- repository state -----------------------------------------------------------------------------
-    def commit(self, repo_id: str, revision: str, files: dict[str, bytes], summary: str = "") -> str:
+    def commit(self, repo_id: str, revision: str, files: dict[str, bytes], summary: str = "", auth: str = "") -> str:
         with self.lock:
             repo = self.repos.setdefault(repo_id, Repo())
             parent = repo.branches.get(revision)
@@ -83,12 +83,16 @@ class LocalHub:
             repo.commits[sha] = tree
             repo.branches[revision] = sha
             self.log.commits.append({"repo_id": repo_id, "revision": revision, "summary": summary,
-                                     "files": dict(files), "sha": sha})
+                                     "files": dict(files), "sha": sha, "auth": auth})
             return sha
 
     def serve_folder(self, repo_id: str, folder: Path) -> str:
         files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
         return self.commit(repo_id, "main", files, "seed")
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """The commits clients made (not the ``.gitattributes`` commit that creating a repo makes)."""
+        return [c for c in self.log.commits if c["summary"] not in ("initial commit", "seed")]
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         repo = self.repos[repo_id]
@@ -165,28 +169,33 @@ def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
             if not head:
                 self.wfile.write(data)
 
-        def _model_info(self, repo_id: str, revision: str) -> None:
+        def _lookup(self, repo_id: str, revision: str) -> dict[str, bytes] | None:
+            """The files of ``repo_id`` at ``revision``; ``None`` after answering the 404 the client expects."""
             repo = hub.repos.get(repo_id)
             if repo is None:
-                return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
+                self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
+                return None
             sha = repo.resolve(revision)
             if sha is None:
-                return self._error(404, "RevisionNotFound", f"Revision {revision} not found")
-            siblings = [{"rfilename": k, "size": len(v), "blobId": git_blob_sha1(v)}
-                        for k, v in sorted(repo.commits[sha].items())]
-            self._json(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private,
+                self._error(404, "RevisionNotFound", f"Revision {revision} not found")
+                return None
+            return repo.commits[sha]
+
+        def _model_info(self, repo_id: str, revision: str) -> None:
+            files = self._lookup(repo_id, revision)
+            if files is None:
+                return
+            repo = hub.repos[repo_id]
+            siblings = [{"rfilename": k, "size": len(v), "blobId": git_blob_sha1(v)} for k, v in sorted(files.items())]
+            self._json(200, {"id": repo_id, "modelId": repo_id, "sha": repo.resolve(revision), "private": repo.private,
                              "siblings": siblings, "tags": [], "downloads": 0, "likes": 0,
                              "lastModified": "2026-11-29T00:00:00.000Z"})
 
         def _tree(self, repo_id: str, revision: str) -> None:
-            repo = hub.repos.get(repo_id)
-            if repo is None:
-                return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
-            sha = repo.resolve(revision)
-            if sha is None:
-                return self._error(404, "RevisionNotFound", f"Revision {revision} not found")
-            self._json(200, [{"type": "file", "path": k, "size": len(v), "oid": git_blob_sha1(v)}
-                             for k, v in sorted(repo.commits[sha].items())])
+            files = self._lookup(repo_id, revision)
+            if files is not None:
+                self._json(200, [{"type": "file", "path": k, "size": len(v), "oid": git_blob_sha1(v)}
+                                 for k, v in sorted(files.items())])
 
         def do_HEAD(self) -> None:
             hub.log.requests.append(("HEAD", self.path))
@@ -226,7 +235,8 @@ def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
                 repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
                 with hub.lock:
                     existed = repo_id in hub.repos
-                    repo = hub.repos.setdefault(repo_id, Repo(private=bool(req.get("private"))))
+                    private = req.get("visibility", "private" if req.get("private") else "public") == "private"
+                    repo = hub.repos.setdefault(repo_id, Repo(private=private))
                 if not repo.branches:
                     attributes = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
                     hub.commit(repo_id, "main", {".gitattributes": attributes}, "initial commit")
@@ -252,7 +262,8 @@ def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
                     header = next(x["value"] for x in lines if x["key"] == "header")
                     files = {x["value"]["path"]: base64.b64decode(x["value"]["content"])
                              for x in lines if x["key"] == "file"}
-                    sha = hub.commit(repo_id, revision, files, header.get("summary", ""))
+                    sha = hub.commit(repo_id, revision, files, header.get("summary", ""),
+                                     self.headers.get("Authorization", ""))
                     return self._json(200, {"commitUrl": f"{hub.endpoint}/{repo_id}/commit/{sha}", "commitOid": sha})
             self._error(404, "RepoNotFound", f"not served by the local hub: {path}")
 
