@@ -6,13 +6,12 @@ Routes: ``from_pretrained`` on the folder, on the ``.safetensors`` file and on i
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import timm
 import torch
-from convert_helpers import images, randomize
+from convert_helpers import images, populate_hf_cache, randomize
 
 import tglc_zoo
 from tglc_zoo.convert import to_grouped
@@ -84,20 +83,6 @@ def test_timm_local_dir(saved):
     _check(tglc_zoo.create_model(f"local-dir:{saved[1]}", pretrained=True), saved)
 
 
-def _populate_hf_cache(cache: Path, repo_id: str, folder: Path) -> None:
-    """huggingface_hub's cache layout: blobs by sha256, a snapshot of symlinks, refs/main."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    commit = hashlib.sha1(b"".join(f.read_bytes() for f in sorted(folder.iterdir()))).hexdigest()
-    (repo / "blobs").mkdir(parents=True)
-    (repo / "snapshots" / commit).mkdir(parents=True)
-    for f in sorted(folder.iterdir()):
-        blob = hashlib.sha256(f.read_bytes()).hexdigest()
-        (repo / "blobs" / blob).write_bytes(f.read_bytes())
-        (repo / "snapshots" / commit / f.name).symlink_to(Path("..", "..", "blobs", blob))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-
-
 def test_hugging_face_hub_offline_cache(saved, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
@@ -106,6 +91,6 @@ def test_hugging_face_hub_offline_cache(saved, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _populate_hf_cache(cache, "tglc/converted", saved[1])
+    populate_hf_cache(cache, "tglc/converted", saved[1])
     _check(tglc_zoo.from_pretrained("hf-hub:tglc/converted", local_files_only=True), saved)
     _check(timm.create_model("hf-hub:tglc/converted", pretrained=True), saved)

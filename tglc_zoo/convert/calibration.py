@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .surgery import conv_geometry
+
 CalibrationData = torch.Tensor | Iterable[Any]
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_MEMORY_BYTES = 1 << 30
@@ -96,9 +98,9 @@ def _one_pass(model: nn.Module, layers: Mapping[str, nn.Conv2d], data: Calibrati
     def hook(name: str, conv: nn.Conv2d):
         def pre(_module: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0].detach().float()
-            # integer padding: to_grouped's layers are checked for it (_check_pair); a padding string
-            # ('same'/'valid') would reach F.unfold unchecked through input_moments
-            padding = cast("tuple[int, int]", conv.padding)
+            padding = conv_geometry(conv)
+            if padding is None:
+                raise ValueError(f"layer {name!r}: padding={conv.padding!r} has no symmetric integer form")
             cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=padding, stride=conv.stride)
             patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])
             sums[name] += (patches.T @ patches).double().cpu()
