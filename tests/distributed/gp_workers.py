@@ -21,7 +21,27 @@ CASES: dict[str, tuple[dict[str, Any], tuple[int, int, int, int]]] = {
     "wrn16_2_fused": (dict(arch="wrn16_2", conv_kwargs={"impl": "fused"}), (4, 3, 8, 8)),
     "wrn34_1_imagenet": (dict(arch="wrn34_imagenet"), (2, 3, 64, 64)),
     "mobilenetv2": (dict(arch="mobilenetv2"), (4, 3, 64, 64)),
+    # any CNN: timm / torchvision models with every eligible conv replaced (tglc_zoo.convert's surgery)
+    "timm_resnet18": (dict(base="resnet18"), (4, 3, 64, 64)),
+    "timm_resnet50": (dict(base="resnet50"), (2, 3, 64, 64)),
+    "tv_resnet18": (dict(base="torchvision:resnet18"), (4, 3, 64, 64)),
+    "tv_mobilenet_v2": (dict(base="torchvision:mobilenet_v2", dropout=0.0), (4, 3, 64, 64)),
+    # squeeze-excitation kept dense: its pooled features are all-gathered, its gates sliced back
+    "timm_mobilenetv3_small_se": (dict(base="mobilenetv3_small_050", exclude="*.se.*"), (4, 3, 64, 64)),
 }
+
+
+def build_converted(base: str, conv_type: str, groups: int, exclude: str | None = None,
+                    **base_args: Any) -> torch.nn.Module:
+    """The converted architecture of a timm / torchvision CNN (every eligible conv replaced), freshly initialised:
+    the sharding is what is tested, so no fit is needed."""
+    from tglc_zoo.convert import GroupingSpec, build_grouped, choose_convs
+    from tglc_zoo.convert.base import build_base
+
+    with torch.device("meta"):
+        dense = build_base(base, dict(base_args, num_classes=10))
+    layers = tuple(c.name for c in choose_convs(dense, groups, exclude=exclude) if c.replace)
+    return build_grouped(GroupingSpec(base, dict(base_args, num_classes=10), conv_type, groups, layers))
 
 
 # SGD as in the paper's recipe, but with a step size that keeps these tiny-batch models out of the chaotic
@@ -31,8 +51,10 @@ LR = 0.01
 
 def build(case: str, conv_type: str, groups: int, dtype: torch.dtype) -> torch.nn.Module:
     spec = dict(CASES[case][0])
-    arch = spec.pop("arch")
     torch.manual_seed(1234)
+    if "base" in spec:
+        return build_converted(spec.pop("base"), conv_type, groups, **spec).to(dtype)
+    arch = spec.pop("arch")
     if arch == "wrn34_imagenet":
         model = WideResNet(depth=34, widen_factor=1, layout="imagenet", conv_type=conv_type, groups=groups,
                            num_classes=10, **spec)
@@ -66,8 +88,9 @@ def equivalence(rank: int, world: int, case: str, conv_type: str, dtype_name: st
     dtype = getattr(torch, dtype_name)
     model = build(case, conv_type, world, dtype)
     ref = copy.deepcopy(model)
-    shard = group_parallel(model, shard_stem=shard_stem)
-    out: dict[str, Any] = {"params": shard.param_counts()}
+    shard = group_parallel(model, shard_stem=shard_stem, example_input=CASES[case][1])
+    out: dict[str, Any] = {"params": shard.param_counts(), "describe": shard.describe(),
+                           "replicated": list(shard.plan.replicated), "sharded": list(shard.plan.sharded)}
     full_params = dict(ref.named_parameters())
     out["full_sharded_params"] = sum(full_params[k].numel() for k in shard.plan.sharded if k in full_params)
     for mode in ("train", "eval"):
@@ -96,7 +119,7 @@ def equivalence(rank: int, world: int, case: str, conv_type: str, dtype_name: st
     # optimisation: `steps` SGD steps with momentum and weight decay from the same start
     model = build(case, conv_type, world, dtype)
     ref = copy.deepcopy(model)
-    shard = group_parallel(model, shard_stem=shard_stem)
+    shard = group_parallel(model, shard_stem=shard_stem, example_input=CASES[case][1])
     ref.train()
     shard.train()
     opt_ref = torch.optim.SGD(ref.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4)

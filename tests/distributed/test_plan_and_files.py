@@ -86,7 +86,7 @@ def test_dense_model_and_world_size_mismatch_are_refused():
         make_plan(create_model("wrn16_2"))
     with pytest.raises(GroupParallelError, match="world size 4 differs from the model's groups=2.*nproc_per_node 2"):
         make_plan(create_model("wrn16_2", conv_type="gc2l", groups=2), 4)
-    with pytest.raises(GroupParallelError, match="needs a tglc_zoo WideResNet or MobileNetV2"):
+    with pytest.raises(GroupParallelError, match="splits GC / GC-2L layers.*Linear has none; convert it first"):
         make_plan(torch.nn.Linear(2, 2))
 
 

@@ -7,13 +7,14 @@ Three movements exist, each with the backward that makes gradients exact:
   channels (B×1×H×W per rank) into B×N×H×W on every rank. Each rank then applies its own slice
   ``S_k`` of ``R̄0ᵀ``, so the gradient each rank holds for the gathered tensor is only *its part*
   of the total; backward: reduce-scatter (sum over ranks, keep this rank's channels).
-* :func:`gather_replicated` — the head. Forward: all-gather pooled features so that the replicated
-  classifier sees the full vector. Everything downstream is computed identically on every rank, so
-  every rank already holds the full, identical gradient; backward: keep this rank's slice (no
-  communication — a reduce-scatter here would count the loss N times).
-* :func:`shard_replicated` — the body entry. Forward: take this rank's channel slice of a
-  replicated tensor (the stem's output). Backward: all-gather the slices' gradients, so the
-  replicated stem receives the full gradient on every rank.
+* :func:`gather_replicated` — the head (and other layers that mix pooled features). Forward:
+  all-gather pooled features so that the replicated classifier sees the full vector. Everything
+  downstream is computed identically on every rank, so every rank already holds the full, identical
+  gradient; backward: keep this rank's slice (no communication — a reduce-scatter here would count
+  the loss N times).
+* :func:`shard_replicated` — a replicated tensor entering split work (a replicated stem's output, a
+  squeeze-excitation gate, a per-channel parameter). Forward: take this rank's channel slice. Backward:
+  all-gather the slices' gradients, so the replicated producer receives the full gradient on every rank.
 
 DTensor's default ``redistribute`` is not used on purpose: its all-gather backward does not
 distinguish the "partial" and "replicated" cases above.
@@ -140,13 +141,13 @@ class _GatherPartial(torch.autograd.Function):
 
 class _GatherReplicated(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, group: Any, stats: Any, where: str) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, group: Any, stats: Any, where: str, op: str) -> torch.Tensor:
         ctx.group = group
-        return _gather_channels(x, group, stats, "head_allgather", where)
+        return _gather_channels(x, group, stats, op, where)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        return _local_slice(g, ctx.group), None, None, None
+        return _local_slice(g, ctx.group), None, None, None, None
 
 
 class _ShardReplicated(torch.autograd.Function):
@@ -157,7 +158,7 @@ class _ShardReplicated(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        return _gather_channels(g, ctx.group, ctx.stats, "entry_grad_allgather", ctx.where), None, None, None
+        return _gather_channels(g, ctx.group, ctx.stats, "slice_grad_allgather", ctx.where), None, None, None
 
 
 def gather_partial(x: torch.Tensor, group: dist.ProcessGroup | None = None, stats: CommStats | None = None,
@@ -167,9 +168,12 @@ def gather_partial(x: torch.Tensor, group: dist.ProcessGroup | None = None, stat
 
 
 def gather_replicated(x: torch.Tensor, group: dist.ProcessGroup | None = None, stats: CommStats | None = None,
-                      where: str = "") -> torch.Tensor:
-    """All-gather channel shards for replicated downstream work; backward keeps this rank's gradient slice."""
-    return _GatherReplicated.apply(x, group, stats, where)
+                      where: str = "", op: str = "head_allgather") -> torch.Tensor:
+    """All-gather channel shards for replicated downstream work; backward keeps this rank's gradient slice.
+
+    ``op`` names the counter: ``"head_allgather"`` (the classifier's features) or ``"gate_allgather"``
+    (pooled features mixed inside the body, e.g. squeeze-excitation)."""
+    return _GatherReplicated.apply(x, group, stats, where, op)
 
 
 def shard_replicated(x: torch.Tensor, group: dist.ProcessGroup | None = None, stats: CommStats | None = None,

@@ -1,32 +1,34 @@
-"""``group_parallel(model)``: this rank's shard of a GC/GC-2L model (the paper's section 3.2, Figure 2).
+"""``group_parallel(model)``: this rank's shard of a GC/GC-2L model (the paper's section 3.2, Figure 2) — any CNN.
 
-Process k of N holds group k of every replaced layer and its BatchNorm channels, and output channels
-k of the stem (or, with ``shard_stem=False``, the whole stem); the classifier is replicated.
-``forward`` takes the full batch (identical on every rank) and returns the full logits (identical on
-every rank):
+The model is traced with ``torch.fx`` and every tensor placed (:mod:`.placement`): process k of N holds
+group k of every GC/GC-2L layer, the channels k of everything per-channel between the stem and the
+pooled features (BatchNorm, activations, residual adds, pooling, depthwise convs), and output channels
+k of the stem; layers that mix pooled features (the classifier, squeeze-excitation) are replicated
+behind an all-gather of those features. ``forward`` takes the full batch (identical on every rank) and
+returns the full output (identical on every rank):
 
-    stem (output channels k) → body (sharded; one all-gather of N channels per GC-2L layer, none per
-    GC layer) → final block (sharded) → global pool → all-gather features → dropout (same mask
-    everywhere) → classifier (replicated)
+    stem (output channels k) → body (split; one all-gather of N channels per GC-2L layer, none per
+    GC layer) → global pool → all-gather features → classifier (replicated)
 
 Every rank computes the same loss from the same logits; gradients are then exact without any
-gradient all-reduce (see :mod:`.collectives` for why each backward is what it is).
+gradient all-reduce (see :mod:`.collectives` for why each backward is what it is). Anything that
+would mix channel groups elsewhere is refused with an error naming the module and the op.
 """
 from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.fx as fx
 from torch import nn
 
-from ..layers import TwoLevelGroupConv2d
-from ..models._base import ClassifierModel
-from .collectives import CollectiveError, CommStats, _all_gather, _run, gather_replicated, shard_replicated
-from .plan import GroupParallelError, ShardPlan, check_supported, make_plan, walk
-from .shard import LocalTwoLevelConv2d, SyncedDropout, local_batchnorm, local_conv
+from .collectives import CollectiveError, CommStats, _all_gather, _run
+from .graph_shard import graph_module, local_modules, needs_seed, shard_graph
+from .plan import Analysis, GroupParallelError, ShardPlan, analyse, check_supported, plan_from_analysis
 
 __all__ = ["GroupParallel", "group_parallel"]
 
@@ -38,40 +40,6 @@ def _seed_from_rank0(group: dist.ProcessGroup | None) -> int:
     src = 0 if group is None else dist.get_global_rank(group, 0)
     dist.broadcast(t, src=src, group=group)
     return int(t.item())
-
-
-def _local_module(model: ClassifierModel, rank: int, world: int, group: dist.ProcessGroup | None,
-                  stats: CommStats, seed: int, shard_stem: bool, inplace: bool) -> ClassifierModel:
-    """``model`` with its split leaves replaced by rank ``rank``'s slices: a copy, or ``model`` itself."""
-    new: dict[str, nn.Module] = {}
-    old: dict[str, nn.Module] = {}
-    for name, mod, kind in walk(model, world, shard_stem):
-        if kind == "two_level":
-            assert isinstance(mod, TwoLevelGroupConv2d)
-            new[name] = LocalTwoLevelConv2d(mod, rank, world, group, stats, name, reuse=inplace)
-        elif kind == "group_conv":
-            assert isinstance(mod, nn.Conv2d)
-            new[name] = local_conv(mod, rank, world, reuse=inplace)
-        elif kind == "stem_conv":
-            assert isinstance(mod, nn.Conv2d)
-            new[name] = local_conv(mod, rank, world, in_channels=mod.in_channels, groups=1, reuse=inplace)
-        elif kind == "batchnorm":
-            assert isinstance(mod, nn.BatchNorm2d)
-            new[name] = local_batchnorm(mod, rank, world, reuse=inplace)
-        else:
-            continue
-        new[name].train(mod.training)
-        old[name] = mod
-    head_drop = getattr(model, "head_drop", None)
-    if isinstance(head_drop, nn.Dropout):
-        new["head_drop"] = SyncedDropout(head_drop.p, seed).train(head_drop.training)
-        old["head_drop"] = head_drop
-    if not inplace:  # deepcopy everything else; the split leaves are taken from the memo, not copied
-        return copy.deepcopy(model, {id(old[k]): v for k, v in new.items()})
-    for name, module in new.items():
-        parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, module)
-    return model
 
 
 class GroupParallel(nn.Module):
@@ -87,13 +55,18 @@ class GroupParallel(nn.Module):
             must see the same images, or the shards compute on different data.
     """
 
-    def __init__(self, module: ClassifierModel, plan: ShardPlan, rank: int, group: dist.ProcessGroup | None,
-                 stats: CommStats, shard_stem: bool = True) -> None:
+    def __init__(self, module: nn.Module, plan: ShardPlan, rank: int, group: dist.ProcessGroup | None,
+                 stats: CommStats, shard_stem: bool = True, *, graphs: dict[str, fx.Graph] | None = None,
+                 ops: dict[str, nn.Module] | None = None, analysis: Analysis | None = None) -> None:
         super().__init__()
         self.module, self.shard_stem = module, shard_stem
+        self.gp = nn.ModuleDict(ops or {})
         self.plan, self.rank, self.world_size, self.group = plan, rank, plan.world_size, group
         self.comm_stats = stats
         self.sync_inputs = False
+        self.analysis = analysis
+        # not registered: their leaves are the modules of ``module`` and ``gp`` themselves
+        self._graphs = {mode: graph_module(module, self.gp, g) for mode, g in (graphs or {}).items()}
 
     def _broadcast_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().contiguous().clone()
@@ -108,19 +81,19 @@ class GroupParallel(nn.Module):
         self.comm_stats.add("input_broadcast", nbytes, (self.world_size - 1) * nbytes if self.rank == 0 else 0)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.module
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         if self.sync_inputs and self.training:
             x = self._broadcast_input(x)
-        x = m.stem_forward(x)  # split stem: already this rank's channels
-        if not self.shard_stem:
-            x = shard_replicated(x, self.group, self.comm_stats, "body entry")
-        for block in m.body():
-            x = block(x)
-        x = m.final_forward(x)
-        x = gather_replicated(x.mean(dim=(2, 3)), self.group, self.comm_stats, "pooled features")
-        x = m.head_drop(x)
-        return m.get_classifier()(x)
+        return self._graphs["train" if self.training else "eval"](x, *args, **kwargs)
+
+    def describe(self) -> str:
+        """The collectives one training forward runs (and their backward), at the traced input shape."""
+        if self.analysis is None:
+            return "no analysis attached"
+        lines = [f"group parallelism over {self.world_size} ranks, traced at input {self.analysis.traced.input_shape}"]
+        for c in self.analysis.communication("train"):
+            lines.append(f"  {c['op']:<18} {str(c['per_rank']):<22} at {c['where']}; backward: {c['backward']}")
+        return "\n".join(lines)
 
     # -- state -----------------------------------------------------------------------------------
     def local_state_dict(self) -> dict[str, torch.Tensor]:
@@ -159,8 +132,16 @@ class GroupParallel(nn.Module):
 
 
 def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, shard_stem: bool = True,
-                   inplace: bool = False) -> GroupParallel:
-    """Return this rank's shard of ``model`` (a GC or GC-2L WideResNet/MobileNetV2 with ``groups`` = N).
+                   inplace: bool = False, example_input: Sequence[int] | torch.Tensor | None = None) -> GroupParallel:
+    """Return this rank's shard of ``model`` — any CNN whose GC / GC-2L layers have ``groups`` = N.
+
+    ``model`` may be a tglc_zoo model, or a timm / torchvision CNN converted by
+    :func:`tglc_zoo.convert.to_grouped` (or anything with GC / GC-2L layers that ``torch.fx`` can trace). It
+    is traced in training and evaluation mode and every op checked (:mod:`.placement`): channel-local
+    ops run split; layers that mix *pooled* features (the classifier, squeeze-excitation) run replicated
+    after an all-gather of those features (``B×C/N`` per rank); any other op that mixes channel groups
+    raises :class:`GroupParallelError` naming the module and the op. ``describe()`` on the result lists
+    every collective.
 
     Call on every rank of an initialised process group of size N, with the same model on every rank
     (same seed, or the same checkpoint; a model on the meta device shards without allocating — then
@@ -171,7 +152,8 @@ def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, 
     ``False`` replicates it and slices its output (backward: an all-gather of that output's gradient).
     ``inplace=True`` turns ``model`` itself into the shard, keeping its parameter objects (each now holds
     its slice), so an optimizer built over ``model.parameters()`` before the call steps the shard; the
-    default leaves ``model`` untouched and copies only the replicated parts.
+    default leaves ``model`` untouched and copies only the replicated parts. ``example_input``: the
+    ``(B, C, H, W)`` to trace with (default: the model's data config).
     """
     check_supported(model)
     if not (dist.is_available() and dist.is_initialized()):
@@ -180,13 +162,18 @@ def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, 
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     if rank < 0:
         raise GroupParallelError("this process is not a member of the given process group")
-    plan = make_plan(model, world, shard_stem)
-    assert isinstance(model, ClassifierModel)
-    if model.grad_checkpointing:
-        raise GroupParallelError("gradient checkpointing is not supported with group parallelism; call "
-                                 "model.set_grad_checkpointing(False) first")
-    head_drop = getattr(model, "head_drop", None)
-    seed = _seed_from_rank0(group) if isinstance(head_drop, nn.Dropout) and head_drop.p > 0 else 0
+    analysis = analyse(model, world, shard_stem, example_input)
+    plan = plan_from_analysis(model, analysis)
+    seed = _seed_from_rank0(group) if needs_seed(analysis.leaves, analysis.placements) else 0
     stats = CommStats()
-    module = _local_module(model, rank, world, group, stats, seed, shard_stem, inplace)
-    return GroupParallel(module, plan, rank, group, stats, shard_stem)
+    new = local_modules(model, analysis.leaves, rank, world, group, stats, seed, reuse=inplace)
+    if inplace:
+        for name, module in new.items():
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr, module)
+        sharded = model
+    else:  # deepcopy everything else; the split leaves are taken from the memo, not copied
+        sharded = copy.deepcopy(model, {id(model.get_submodule(k)): v for k, v in new.items()})
+    ops: dict[str, nn.Module] = {}
+    graphs = {mode: shard_graph(p, sharded, group, stats, ops, seed) for mode, p in analysis.placements.items()}
+    return GroupParallel(sharded, plan, rank, group, stats, shard_stem, graphs=graphs, ops=ops, analysis=analysis)

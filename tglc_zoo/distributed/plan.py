@@ -1,112 +1,92 @@
 """Which tensors of a model are split by channel group and which are replicated (no process group needed).
 
-Every sharded tensor of the supported families is split along dim 0 into N equal slices, rank k
-taking slice k: a grouped conv's weight ``(m, n/N, d, d)`` (its output channels), GC-2L's ``R0``
-weight ``(N, n/N, d, d)`` (its row k), ``R̄0ᵀ`` ``(m, N, 1, 1)`` (``S_k``, its m/N rows), a depthwise
-weight ``(C, 1, d, d)``, and BatchNorm's per-channel tensors. The stem is split by output channel
-too (by default): its input is the replicated image and conv, BatchNorm, ReLU and max-pool all act
-per output channel, so rank k computes exactly its channels of the stem's output and the body entry
-needs no communication. Replicated tensors — the classifier, BatchNorm's ``num_batches_tracked``,
-and the stem when ``shard_stem=False`` — are identical on every rank.
+The model is traced (:mod:`.trace`) and every node placed (:mod:`.placement`); each module then gets a
+kind, and its tensors follow:
+
+* ``two_level`` (GC-2L): ``Agp`` ``(m, n/N, d, d)``, ``R0`` ``(N, n/N, d, d)`` (row k) and ``R̄0ᵀ``
+  ``(m, N, 1, 1)`` (``S_k``, its m/N rows) are split along dim 0;
+* ``local_conv`` (GC, depthwise, grouped convs whose groups are a multiple of N) and ``split_out`` (a
+  dense conv on the replicated image — the stem — computing this rank's output channels): weight and
+  bias split along dim 0;
+* ``per_channel`` (BatchNorm and friends): every tensor with one row per channel split, the rest
+  (``num_batches_tracked``) replicated;
+* everything else — the classifier, layers that mix pooled features, unused modules — replicated.
+
+Every sharded tensor is split into N equal slices, rank k taking slice k.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import GroupParallelError
-from ..layers import CONV_SPECS, SHARDABLE_CONV_TYPES, FLGCConv2d, ShuffleGroupConv2d, TwoLevelGroupConv2d
+from ..layers import CONV_SPECS, SHARDABLE_CONV_TYPES, FLGCConv2d, GroupConv2d, ShuffleGroupConv2d, TwoLevelGroupConv2d
 from ..models._base import ClassifierModel
+from .placement import LeafPlan, Placement, place_graph
+from .trace import TracedModel, trace_model
 
-__all__ = ["ShardPlan", "GroupParallelError", "SUPPORTED_CONV_TYPES", "check_supported", "check_world_size",
-           "make_plan", "replicated_prefixes", "walk"]
+__all__ = ["ShardPlan", "GroupParallelError", "SUPPORTED_CONV_TYPES", "Analysis", "analyse", "check_supported",
+           "check_world_size", "make_plan", "model_groups"]
 
 SUPPORTED_CONV_TYPES: tuple[str, ...] = SHARDABLE_CONV_TYPES
 PLAN_FORMAT = "tglc_zoo.group_parallel/1"
 
 
+def _refuse_type(conv_type: str) -> GroupParallelError:
+    spec = CONV_SPECS.get(str(conv_type))
+    why = spec.why_not_shardable if spec is not None else "unknown type"
+    return GroupParallelError(
+        f"conv_type {conv_type!r} cannot run group-parallel ({why}; it would need an all-to-all of the "
+        f"activations per layer, not an all-gather of N channels); valid choices: {list(SUPPORTED_CONV_TYPES)}")
+
 
 def check_supported(model: nn.Module) -> tuple[str, int]:
-    """Return ``(conv_type, groups)`` of a model group parallelism can split; raise otherwise."""
-    if not isinstance(model, ClassifierModel):
-        raise GroupParallelError(f"group parallelism needs a tglc_zoo WideResNet or MobileNetV2, got "
-                                 f"{type(model).__name__}")
-    conv_type, groups = getattr(model, "conv_type", None), getattr(model, "groups", None)
-    if conv_type not in SUPPORTED_CONV_TYPES:
-        spec = CONV_SPECS.get(str(conv_type))
-        why = spec.why_not_shardable if spec is not None else "unknown type"
-        raise GroupParallelError(
-            f"conv_type {conv_type!r} cannot run group-parallel ({why}; it would need an all-to-all of the "
-            f"activations per layer, not an all-gather of N channels); valid choices: {list(SUPPORTED_CONV_TYPES)}")
-    if not isinstance(groups, int) or groups < 1:
-        raise GroupParallelError(f"model has an invalid groups attribute {groups!r}")
-    return conv_type, groups
+    """Return ``(conv_type, groups)`` of a model group parallelism can split; raise otherwise.
 
-
-def replicated_prefixes(model: ClassifierModel, shard_stem: bool = True) -> tuple[str, ...]:
-    """Submodules every rank holds in full: the classifier, and the stem unless it is split."""
-    classifier = model.pretrained_cfg.get("classifier", model._classifier_name)
-    return (classifier,) if shard_stem else ("stem", classifier)
-
-
-def _under(name: str, prefixes: Sequence[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
-def _leaf_keys(module: nn.Module) -> list[str]:
-    return [n for n, _ in module.named_parameters(recurse=False)] + \
-           [n for n, b in module.named_buffers(recurse=False) if b is not None]
-
-
-Kind = Literal["two_level", "group_conv", "stem_conv", "batchnorm", "replicated", "stateless"]
-
-
-def walk(model: nn.Module, world_size: int, shard_stem: bool = True) -> Iterator[tuple[str, nn.Module, Kind]]:
-    """Every submodule with how it is distributed; raises for anything that cannot be split by channel group.
-
-    Kinds: ``two_level`` (GC-2L: its conv/restrict/coarse are not visited separately), ``group_conv``
-    (groups a multiple of N: GC and depthwise convs), ``stem_conv`` (a dense conv on the replicated
-    input image, split by output channel), ``batchnorm``, ``replicated`` (classifier, replicated stem).
+    A tglc_zoo model says it in its ``conv_type`` / ``groups``; a model converted by
+    :func:`tglc_zoo.convert.to_grouped` in its grouping spec; any other model is read from its layers
+    (every GC-2L layer must have the same N; GC layers a multiple of it).
     """
-    assert isinstance(model, ClassifierModel)
-    keep = replicated_prefixes(model, shard_stem)
-    skip: list[str] = []
-    for name, mod in model.named_modules():
-        if _under(name, skip):
-            continue
-        if _under(name, keep):
-            yield name, mod, "replicated"
-        elif isinstance(mod, (ShuffleGroupConv2d, FLGCConv2d)):
-            raise GroupParallelError(f"layer {name!r} is a {type(mod).__name__}; valid for group parallelism: "
-                                     "GroupConv2d, TwoLevelGroupConv2d")
-        elif isinstance(mod, TwoLevelGroupConv2d):
-            if mod.groups != world_size:
-                raise GroupParallelError(f"layer {name!r} has groups={mod.groups}, but the world size is {world_size}")
-            skip.append(name)
-            yield name, mod, "two_level"
-        elif isinstance(mod, nn.Conv2d):
-            if _under(name, ("stem",)) and mod.groups == 1 and mod.out_channels % world_size == 0:
-                yield name, mod, "stem_conv"
-            elif mod.groups % world_size == 0 and (mod.groups > 1 or world_size == 1):
-                yield name, mod, "group_conv"
-            else:
-                raise GroupParallelError(
-                    f"layer {name!r} ({mod.in_channels}->{mod.out_channels}, groups={mod.groups}) cannot be split "
-                    f"over {world_size} processes by channel group: its groups must be a multiple of {world_size}")
-        elif isinstance(mod, nn.BatchNorm2d):
-            if mod.num_features % world_size:
-                raise GroupParallelError(f"BatchNorm {name!r} has {mod.num_features} channels, not divisible by "
-                                         f"{world_size}")
-            yield name, mod, "batchnorm"
-        elif _leaf_keys(mod):
-            raise GroupParallelError(f"do not know how to split {type(mod).__name__} {name!r} by channel group")
-        else:
-            yield name, mod, "stateless"
+    if isinstance(model, ClassifierModel) and hasattr(model, "conv_type"):
+        conv_type, groups = getattr(model, "conv_type", None), getattr(model, "groups", None)
+        if conv_type not in SUPPORTED_CONV_TYPES:
+            raise _refuse_type(str(conv_type))
+        if not isinstance(groups, int) or groups < 1:
+            raise GroupParallelError(f"model has an invalid groups attribute {groups!r}")
+        return str(conv_type), groups
+    spec = getattr(model, "grouping", None)
+    if spec is not None and getattr(spec, "conv_type", None) in SUPPORTED_CONV_TYPES:
+        return str(spec.conv_type), int(spec.groups)
+    two_level, grouped = set(), set()
+    for m in model.modules():
+        if isinstance(m, ShuffleGroupConv2d):
+            raise _refuse_type("shuffle")
+        if isinstance(m, FLGCConv2d):
+            raise _refuse_type("flgc")
+        if isinstance(m, TwoLevelGroupConv2d):
+            two_level.add(m.groups)
+        elif isinstance(m, GroupConv2d):
+            grouped.add(m.groups)
+    if len(two_level) > 1:
+        raise GroupParallelError(f"{type(model).__name__} mixes GC-2L layers with different groups "
+                                 f"{sorted(two_level)}; group parallelism runs one group per process")
+    if two_level:
+        return "gc2l", two_level.pop()
+    if grouped:
+        return "gc", min(grouped)
+    raise GroupParallelError(f"group parallelism splits GC / GC-2L layers by channel group, and "
+                             f"{type(model).__name__} has none; convert it first (tglc_zoo.convert.to_grouped or "
+                             "create_grouped)")
+
+
+def model_groups(model: nn.Module) -> int:
+    """N, the number of channel groups (= processes) of a model group parallelism can split."""
+    return check_supported(model)[1]
 
 
 def check_world_size(model: nn.Module, world_size: int) -> int:
@@ -118,25 +98,96 @@ def check_world_size(model: nn.Module, world_size: int) -> int:
     return world_size
 
 
-def make_plan(model: nn.Module, world_size: int | None = None, shard_stem: bool = True) -> ShardPlan:
-    """Classify every state-dict key of ``model`` as sharded (dim 0) or replicated, for N = ``model.groups``."""
+@dataclass
+class Analysis:
+    """A model's traced graphs placed over ``world`` ranks, and each module's kind (:class:`LeafPlan`)."""
+
+    traced: TracedModel
+    placements: dict[str, Placement]
+    leaves: dict[str, LeafPlan]
+    world: int
+    shard_stem: bool
+
+    def communication(self, mode: str = "train") -> list[dict[str, Any]]:
+        """Every collective one forward (and its backward) runs, at the traced input shape: what moves, where."""
+        p = self.placements[mode]
+        out: list[dict[str, Any]] = []
+        for node in p.graph.nodes:
+            if node.op == "call_module" and self.leaves.get(str(node.target), LeafPlan("")).kind == "two_level":
+                shape = tuple(node.meta["val"].shape)
+                out.append(dict(where=str(node.target), op="coarse_allgather", per_rank=(shape[0], 1, *shape[2:]),
+                                backward="reduce-scatter of the same"))
+        for user, inp, conv in p.edges():
+            val = inp.meta.get("val")
+            shape = tuple(val.shape) if isinstance(val, torch.Tensor) else ()
+            local = (shape[0], shape[1] // self.world, *shape[2:]) if len(shape) >= 2 else shape
+            if conv == "gather":
+                out.append(dict(where=f"{inp.name} -> {user.name}", op=f"{p.gather_kind(user)}_allgather",
+                                per_rank=local, backward="none (keep the local slice)"))
+            else:
+                grad = p.state[inp].grad
+                out.append(dict(where=f"{inp.name} -> {user.name}", op="slice", per_rank=local,
+                                backward="all-gather of the gradient slices" if grad else "none (no gradient)"))
+        return out
+
+
+def _merge_leaves(placements: Mapping[str, Placement]) -> dict[str, LeafPlan]:
+    leaves: dict[str, LeafPlan] = {}
+    for mode, p in placements.items():
+        for name, plan in p.leaves.items():
+            if name in leaves and leaves[name] != plan:
+                raise GroupParallelError(f"module {name!r} would be split differently in training and evaluation "
+                                         f"mode ({leaves[name].kind} vs {plan.kind} in {mode} mode)")
+            leaves[name] = plan
+    return leaves
+
+
+def analyse(model: nn.Module, world_size: int | None = None, shard_stem: bool = True,
+            example_input: Sequence[int] | torch.Tensor | None = None) -> Analysis:
+    """Trace and place ``model`` for ``world_size`` (default: its groups) ranks; raise where groups would mix."""
     _, groups = check_supported(model)
-    world_size = check_world_size(model, groups if world_size is None else world_size)
+    world = check_world_size(model, groups if world_size is None else world_size)
+    if getattr(model, "grad_checkpointing", False):
+        raise GroupParallelError("gradient checkpointing is not supported with group parallelism; call "
+                                 "model.set_grad_checkpointing(False) first")
+    traced = trace_model(model, example_input)
+    placements = {mode: place_graph(model, g, world, shard_stem) for mode, g in traced.graphs.items()}
+    return Analysis(traced, placements, _merge_leaves(placements), world, shard_stem)
+
+
+def _owner(name: str, leaves: Mapping[str, LeafPlan]) -> LeafPlan | None:
+    while True:
+        if name in leaves:
+            return leaves[name]
+        if not name:
+            return None
+        name = name.rpartition(".")[0]
+
+
+def plan_from_analysis(model: nn.Module, analysis: Analysis) -> ShardPlan:
     sharded: list[str] = []
     replicated: list[str] = []
-    for name, mod, kind in walk(model, world_size, shard_stem):
+    for name, mod in model.named_modules():
+        owner = _owner(name, analysis.leaves)
         prefix = f"{name}." if name else ""
-        if kind == "two_level":
-            sharded += [f"{prefix}{child}.{k}" for child in ("conv", "restrict", "coarse")
-                        for k in _leaf_keys(mod.get_submodule(child))]
-            continue
-        for key in _leaf_keys(mod):
-            split = kind != "replicated" and key != "num_batches_tracked"
+        tensors = [*mod.named_parameters(recurse=False), *((n, b) for n, b in mod.named_buffers(recurse=False)
+                                                           if b is not None)]
+        for key, t in tensors:
+            kind = owner.kind if owner is not None else "replicated"
+            split = (kind in ("two_level", "local_conv", "split_out") and t.dim() > 0) or \
+                (kind == "per_channel" and owner is not None and t.dim() > 0 and t.shape[0] == owner.channels)
             (sharded if split else replicated).append(prefix + key)
     order = tuple(model.state_dict())
     index = {k: i for i, k in enumerate(order)}
-    return ShardPlan(world_size, tuple(sorted(sharded, key=index.__getitem__)),
-                     tuple(sorted(replicated, key=index.__getitem__)), order)
+    keep = set(order)
+    return ShardPlan(analysis.world, tuple(sorted((k for k in sharded if k in keep), key=index.__getitem__)),
+                     tuple(sorted((k for k in replicated if k in keep), key=index.__getitem__)), order)
+
+
+def make_plan(model: nn.Module, world_size: int | None = None, shard_stem: bool = True,
+              example_input: Sequence[int] | torch.Tensor | None = None) -> ShardPlan:
+    """Classify every state-dict key of ``model`` as sharded (dim 0) or replicated, for N = its groups."""
+    return plan_from_analysis(model, analyse(model, world_size, shard_stem, example_input))
 
 
 @dataclass(frozen=True)
