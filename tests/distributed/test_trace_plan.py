@@ -129,11 +129,13 @@ def test_all_to_all_layers_in_any_model_are_refused():
         make_plan(model, example_input=(2, 3, 8, 8))
 
 
-def test_head_dropout_of_a_timm_model_is_synchronised_in_training_only():
-    model = _meta_converted("resnet18", 2, drop_rate=0.3)
+def test_dropout_and_drop_path_of_a_timm_model_are_synchronised():
+    model = _meta_converted("resnet18", 2, drop_rate=0.3, drop_path_rate=0.1)
     a = analyse(model, example_input=(2, 3, 32, 32))
     assert list(a.placements["train"].rewrites.values()) == [0.3]  # F.dropout(p=0.3, training=True) -> synced
     assert not a.placements["eval"].rewrites
+    drop_paths = {n for n, m in model.named_modules() if isinstance(m, timm.layers.DropPath)}
+    assert drop_paths and {n for n, p in a.leaves.items() if p.kind == "synced_drop_path"} == drop_paths
 
 
 @pytest.fixture()

@@ -278,9 +278,9 @@ class Placer:
             assert isinstance(m, nn.Conv2d)
             if m.groups > 1 and m.groups % self.world == 0:
                 return self._local(node)
+            fix = "; convert it to GC / GC-2L with tglc_zoo.convert.to_grouped" if m.groups == 1 else ""
             return self._mix(node, f"{name} ({m.in_channels}->{m.out_channels}, groups={m.groups})",
-                             f"mixes channels across groups (its groups must be a multiple of {self.world}); "
-                             "convert it to GC / GC-2L with tglc_zoo.convert.to_grouped")
+                             f"mixes channels across groups (its groups must be a multiple of {self.world}){fix}")
         if cls == "per_channel":
             if isinstance(m, nn.GroupNorm) and m.num_groups % self.world:
                 return self._mix(node, f"GroupNorm({m.num_groups} groups)",
