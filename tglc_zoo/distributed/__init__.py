@@ -1,7 +1,10 @@
 """Running models over several processes: group parallelism (the paper's section 3.2, Figure 2) and the
 parallel modes of the trainer.
 
-* :func:`group_parallel` — this rank's shard (:class:`GroupParallel`) of a model with ``groups`` = N.
+* :func:`group_parallel` — this rank's shard (:class:`GroupParallel`) of a model with ``groups`` = N: a
+  tglc_zoo model or any converted CNN, traced (:mod:`.trace`), every op placed and checked
+  (:mod:`.ops`, :mod:`.placement`), split (:mod:`.plan`, :mod:`.shard`) and run as the rank's graph
+  (:mod:`.graph_shard`).
 * :mod:`.collectives` — the autograd Functions (all-gather / reduce-scatter) and byte counters.
 * :mod:`.checkpoint` — split a full state dict into N per-rank safetensors files and merge them back.
 * :mod:`.training_state` — a shard's model and optimizer state in single-process layout.
