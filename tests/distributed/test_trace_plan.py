@@ -172,3 +172,20 @@ def test_one_rank_shard_runs_the_rewritten_graph_exactly(one_process_group):
         for k, p in shard.module.named_parameters():
             torch.testing.assert_close(p.grad, grads[k].grad, rtol=1e-8, atol=1e-8)
     assert "gate_allgather" in shard.comm_stats.ops and "slice_grad_allgather" in shard.comm_stats.ops
+
+
+class _ViewHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.a = create_conv("gc2l", 8, 8, 3, groups=2)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.adaptive_avg_pool2d(self.a(self.stem(x)), 1)
+        return self.fc(y.view(y.size(0), -1))  # sizes read from the split tensor: no communication for them
+
+
+def test_sizes_of_split_tensors_cost_nothing_and_the_head_gathers_once():
+    comm = analyse(_ViewHead(), example_input=(2, 3, 8, 8)).communication()
+    assert [(c["op"], c["per_rank"]) for c in comm] == [("coarse_allgather", (2, 1, 8, 8)), ("head_allgather", (2, 4))]

@@ -337,9 +337,7 @@ class Placer:
                                      "and every rank would draw different ones")
         if t in ops.DROPOUT_FUNCS:
             return self._dropout(node, op)
-        if not _is_tensor(node):
-            for a in _tensor_inputs(node):
-                self._need(node, a, "R")
+        if not _is_tensor(node):  # sizes, flags: read where the input is (a split tensor gives its local sizes)
             self._set(node, "C")
             return
         split = self._s_inputs(node)
