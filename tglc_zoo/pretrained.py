@@ -24,6 +24,7 @@ from .checkpoint import (
     write_checkpoint_folder,
 )
 from .checkpoint.sources import local_kind
+from .convert.rebuild import GROUPED_ARCH, grouped_checkpoint_config, is_grouped, load_grouped
 from .loading import PRETRAINED_CFG_FIELDS
 from .models._base import ZooModel
 from .registry import create_model, is_model, list_models
@@ -33,7 +34,9 @@ __all__ = ["checkpoint_config", "from_pretrained", "pretrained_metrics", "push_t
 
 
 def checkpoint_config(model: nn.Module) -> dict[str, Any]:
-    """The ``config.json`` content describing ``model`` (a tglc_zoo model)."""
+    """The ``config.json`` content describing ``model`` (a tglc_zoo model, or one converted by surgery)."""
+    if is_grouped(model):  # any CNN converted by tglc_zoo.convert: the generic architecture and its spec
+        return grouped_checkpoint_config(model)
     for attr in ("pretrained_cfg", "model_args", "num_classes", "num_features"):
         if not hasattr(model, attr):
             raise TypeError(f"{type(model).__name__} lacks {attr!r}; save_pretrained takes models built by "
@@ -55,7 +58,7 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, metr
         directory: the folder to create or replace (it may only hold checkpoint files).
         metrics: measured results for the model card, e.g. ``{"top1": 91.3}``.
         dataset: the dataset the weights were trained / measured on.
-        **card_fields: more model-card fields: ``license``, ``base_model``, ``tags``, ``recipe``,
+        **card_fields: more model-card fields: ``license``, ``base_model``, ``tags``, ``recipe``, ``dataset_name``,
             ``description``, ``model_name``.
 
     Returns:
@@ -98,6 +101,8 @@ def from_pretrained(source: str | os.PathLike[str], *, num_classes: int | None =
                           "metadata); build the model yourself: tglc_zoo.create_model(<name>, pretrained="
                           f"{text!r})")
     arch = resolved.config["architecture"]
+    if arch == GROUPED_ARCH:  # a converted timm/torchvision CNN: rebuilt from its grouping spec
+        return load_grouped(resolved, **target).to(map_location)
     if not is_model(arch):
         raise ConfigError(f"{resolved.origin}: its config names architecture {arch!r}, which tglc_zoo does not "
                           f"have; registered architectures look like {list_models()[:6]}... "
