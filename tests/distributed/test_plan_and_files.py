@@ -64,6 +64,63 @@ def test_split_merge_and_rank_files_round_trip(tmp_path):
         merge_rank_files(tmp_path)
 
 
+def _saved_shards(tmp_path, groups=4):
+    model = create_model("wrn16_2", conv_type="gc2l", groups=groups)
+    folder = save_rank_files(model.state_dict(), make_plan(model), tmp_path / "shards")
+    return model, folder
+
+
+@pytest.mark.parametrize("plan_text, expected", [
+    ("[1, 2, 3]", "expected a JSON object"),
+    ("{not json", "not JSON"),
+    ('"a string"', "expected a JSON object"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": 0, "sharded": [], "replicated": []}',
+     "world_size must be a positive integer, got 0"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": -2, "sharded": [], "replicated": []}',
+     "world_size must be a positive integer, got -2"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": "4", "sharded": [], "replicated": []}',
+     "world_size must be a positive integer, got '4'"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": true, "sharded": [], "replicated": []}',
+     "world_size must be a positive integer, got True"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": 4, "sharded": "fc.weight", "replicated": []}',
+     r"\['sharded'\] must be lists"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": 4, "sharded": [1], "replicated": []}',
+     "must list state-dict keys"),
+    ('{"format": "tglc_zoo.group_parallel/1", "world_size": 4}', r"missing \['sharded', 'replicated'\]"),
+    ('{"format": "other/9", "world_size": 4, "sharded": [], "replicated": []}', "unknown shard plan format"),
+])
+def test_a_damaged_plan_file_is_a_clear_error(tmp_path, plan_text, expected):
+    _, folder = _saved_shards(tmp_path)
+    (folder / "group_parallel.json").write_text(plan_text, encoding="utf-8")
+    for load in (lambda: merge_rank_files(folder), lambda: load_rank_state_dict(folder, 0)):
+        with pytest.raises(GroupParallelError, match=expected):
+            load()
+
+
+def test_swapped_rank_files_are_detected(tmp_path):
+    model, folder = _saved_shards(tmp_path)
+    a, b = folder / "rank-00001-of-00004.safetensors", folder / "rank-00002-of-00004.safetensors"
+    tmp = folder / "swap"
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+    with pytest.raises(GroupParallelError, match="holds rank 2 of 4 .*not rank 1 of 4.*swapped or renamed"):
+        load_rank_state_dict(folder, 1)
+    with pytest.raises(GroupParallelError, match="swapped or renamed"):
+        merge_rank_files(folder)
+    load_rank_state_dict(folder, 0)  # the others are untouched
+    load_rank_state_dict(folder, 3)
+
+
+def test_rank_files_from_another_world_size_are_detected(tmp_path):
+    model = create_model("wrn16_2", conv_type="gc2l", groups=2)
+    two = save_rank_files(model.state_dict(), make_plan(model), tmp_path / "two")
+    _, four = _saved_shards(tmp_path)
+    (two / "rank-00000-of-00002.safetensors").replace(four / "rank-00000-of-00004.safetensors")
+    with pytest.raises(GroupParallelError, match="holds rank 0 of 2"):
+        merge_rank_files(four)
+
+
 def test_merge_refuses_diverged_replicas():
     model = create_model("wrn16_2", conv_type="gc", groups=2)
     plan = make_plan(model)

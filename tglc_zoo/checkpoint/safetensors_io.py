@@ -32,8 +32,12 @@ _FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F
 
 
 def save_weights(path: str | Path, state_dict: Mapping[str, torch.Tensor],
-                 config: Mapping[str, Any] | None = None) -> None:
-    """Write ``state_dict`` (moved to CPU, made contiguous, shared storage un-shared) to ``path``."""
+                 config: Mapping[str, Any] | None = None, extra_metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``state_dict`` (moved to CPU, made contiguous, shared storage un-shared) to ``path``.
+
+    ``config`` goes into the file's metadata as JSON; ``extra_metadata`` adds string entries beside it
+    (the per-rank files of group parallelism record their rank there).
+    """
     tensors: dict[str, torch.Tensor] = {}
     seen: set[tuple[int, int | torch.SymInt]] = set()
     for name, value in state_dict.items():
@@ -45,7 +49,7 @@ def save_weights(path: str | Path, state_dict: Mapping[str, torch.Tensor],
             t = t.clone()
         seen.add(key)
         tensors[name] = t
-    metadata = {"format": "pt"}
+    metadata = {**(extra_metadata or {}), "format": "pt"}
     if config is not None:
         metadata[METADATA_KEY] = config_to_json(config)
     save_file(tensors, os.fspath(path), metadata=metadata)

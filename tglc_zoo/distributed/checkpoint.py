@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 import torch.distributed as dist
 
-from ..checkpoint.safetensors_io import load_weights, save_weights
+from ..checkpoint.safetensors_io import load_weights, read_header, save_weights
 from ..util.atomic import atomic_directory, atomic_path, atomic_write
 from .plan import GroupParallelError, ShardPlan
 
@@ -26,6 +26,12 @@ __all__ = ["PLAN_NAME", "rank_file_name", "save_rank_files", "merge_rank_files",
            "read_plan", "save_shard_files"]
 
 PLAN_NAME = "group_parallel.json"
+RANK_KEY, WORLD_KEY = "tglc_zoo.rank", "tglc_zoo.world_size"
+"""Each rank file's safetensors metadata records which rank of which world size it holds."""
+
+
+def _rank_metadata(rank: int, world_size: int) -> dict[str, str]:
+    return {RANK_KEY: str(rank), WORLD_KEY: str(world_size)}
 
 
 def rank_file_name(rank: int, world_size: int) -> str:
@@ -41,7 +47,8 @@ def save_rank_files(state_dict: Mapping[str, torch.Tensor], plan: ShardPlan, fol
     folder = Path(folder).absolute()
     with atomic_directory(folder, replaceable=_folder_files(plan.world_size)) as tmp:
         for rank in range(plan.world_size):
-            save_weights(tmp / rank_file_name(rank, plan.world_size), plan.split_rank(state_dict, rank))
+            save_weights(tmp / rank_file_name(rank, plan.world_size), plan.split_rank(state_dict, rank),
+                         extra_metadata=_rank_metadata(rank, plan.world_size))
         (tmp / PLAN_NAME).write_text(plan.to_json(), encoding="utf-8")
     return folder
 
@@ -64,6 +71,11 @@ def load_rank_state_dict(folder: str | Path, rank: int, world_size: int | None =
     path = Path(folder) / rank_file_name(rank, plan.world_size)
     if not path.is_file():
         raise GroupParallelError(f"rank file {path.name} is missing from {folder}")
+    meta = read_header(path).metadata
+    recorded = (meta.get(RANK_KEY), meta.get(WORLD_KEY))
+    if recorded != (None, None) and recorded != (str(rank), str(plan.world_size)):
+        raise GroupParallelError(f"{path} holds rank {recorded[0]} of {recorded[1]} (its metadata), not rank {rank} of "
+                                 f"{plan.world_size} as its name says: rank files were swapped or renamed")
     return load_weights(path, map_location=map_location)
 
 
@@ -88,7 +100,7 @@ def save_shard_files(shard: torch.nn.Module, folder: str | Path) -> Path:
     dist.barrier(group=shard.group)
     state = shard.local_state_dict()
     with atomic_path(folder / rank_file_name(shard.rank, plan.world_size)) as tmp:
-        save_weights(tmp, state)
+        save_weights(tmp, state, extra_metadata=_rank_metadata(shard.rank, plan.world_size))
     dist.barrier(group=shard.group)
     if shard.rank == 0:
         atomic_write(folder / PLAN_NAME, plan.to_json())

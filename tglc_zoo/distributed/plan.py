@@ -203,6 +203,13 @@ class ShardPlan:
     order: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.world_size, bool) or not isinstance(self.world_size, int) or self.world_size < 1:
+            raise GroupParallelError(f"shard plan world_size must be a positive integer, got {self.world_size!r}")
+        for field_name in ("sharded", "replicated", "order"):
+            bad = [k for k in getattr(self, field_name) if not isinstance(k, str)]
+            if bad:
+                raise GroupParallelError(f"shard plan {field_name} must list state-dict keys (strings), "
+                                         f"got {bad[:3]!r}")
         both = set(self.sharded) & set(self.replicated)
         if both:
             raise GroupParallelError(f"keys both sharded and replicated: {sorted(both)[:5]}")
@@ -264,10 +271,18 @@ class ShardPlan:
     def from_json(cls, text: str) -> ShardPlan:
         try:
             d = json.loads(text)
-            if d.get("format") != PLAN_FORMAT:
-                raise GroupParallelError(f"unknown shard plan format {d.get('format')!r}; expected {PLAN_FORMAT!r}")
-            return cls(int(d["world_size"]), tuple(d["sharded"]), tuple(d["replicated"]), tuple(d.get("order", ())))
-        except (ValueError, KeyError, TypeError) as e:
-            if isinstance(e, GroupParallelError):
-                raise
-            raise GroupParallelError(f"invalid shard plan: {e}") from e
+        except (ValueError, RecursionError) as e:
+            raise GroupParallelError(f"invalid shard plan: not JSON ({type(e).__name__}: {str(e)[:200]})") from None
+        if not isinstance(d, dict):
+            raise GroupParallelError(f"invalid shard plan: expected a JSON object with keys 'format', 'world_size', "
+                                     f"'sharded', 'replicated', got a {type(d).__name__}")
+        if d.get("format") != PLAN_FORMAT:
+            raise GroupParallelError(f"unknown shard plan format {d.get('format')!r}; expected {PLAN_FORMAT!r}")
+        missing = [k for k in ("world_size", "sharded", "replicated") if k not in d]
+        if missing:
+            raise GroupParallelError(f"invalid shard plan: missing {missing}")
+        lists = {k: d.get(k, []) for k in ("sharded", "replicated", "order")}
+        bad = [k for k, v in lists.items() if not isinstance(v, list)]
+        if bad:
+            raise GroupParallelError(f"invalid shard plan: {bad} must be lists of state-dict keys")
+        return cls(d["world_size"], tuple(lists["sharded"]), tuple(lists["replicated"]), tuple(lists["order"]))
