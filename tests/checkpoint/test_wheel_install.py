@@ -55,8 +55,9 @@ def test_wheel_in_a_fresh_venv_loads_every_tag_from_the_hub(tmp_path, local_hub)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
-    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], capture_output=True,
-                          text=True, timeout=600)
+    # --ignore-installed: the venv sees the system site-packages, which may hold an (editable) tglc_zoo already
+    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
+                          capture_output=True, text=True, timeout=600)
     assert inst.returncode == 0, inst.stderr[-3000:]
     entries = load_manifest()
     for tag in TAGS:
