@@ -14,10 +14,10 @@ from .flgc import DeployedFLGC, FLGCConv2d, hard_assignment
 from .group_conv import GroupConv2d
 from .shuffle_conv import ShuffleGroupConv2d, channel_shuffle
 from .std_conv import StdConv2d
-from .two_level_conv import TwoLevelGroupConv2d
+from .two_level_conv import TwoLevelGroupConv2d, fix_impl
 
 __all__ = [
     "CONV_LABELS", "CONV_SPECS", "CONV_TYPES", "GROUPED_CONV_TYPES", "SHARDABLE_CONV_TYPES", "ConvType",
     "conv_type_of", "check_conv_type", "create_conv", "deploy", "DeployedFLGC", "FLGCConv2d", "hard_assignment",
-    "GroupConv2d", "ShuffleGroupConv2d", "channel_shuffle", "StdConv2d", "TwoLevelGroupConv2d",
+    "GroupConv2d", "ShuffleGroupConv2d", "channel_shuffle", "StdConv2d", "TwoLevelGroupConv2d", "fix_impl",
 ]

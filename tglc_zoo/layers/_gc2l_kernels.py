@@ -41,7 +41,7 @@ def restrict_depthwise(x: torch.Tensor, wr: torch.Tensor, stride: Pair, padding:
     """
     n_groups, per_group = wr.shape[:2]
     n = n_groups * per_group
-    taps = F.conv2d(x, wr.reshape(n, 1, *wr.shape[2:]), None, stride, padding, dilation, groups=n)
+    taps = F.conv2d(x, wr.reshape(n, 1, wr.shape[2], wr.shape[3]), None, stride, padding, dilation, groups=n)
     b, _, h, w = taps.shape
     if _is_cl(taps):
         return taps.permute(0, 2, 3, 1).reshape(b, h, w, n_groups, per_group).sum(-1).permute(0, 3, 1, 2)
@@ -86,10 +86,10 @@ def addmm(x: torch.Tensor, wg: torch.Tensor, wr: torch.Tensor, wc: torch.Tensor,
 
 def fused_weight(wg: torch.Tensor, wr: torch.Tensor, groups: int) -> torch.Tensor:
     """(m + N, n/N, d, d): group k's m/N filters followed by its representative's filter."""
-    m = wg.shape[0]
-    w = wg.reshape(groups, m // groups, *wg.shape[1:])
-    r = wr.reshape(groups, 1, *wr.shape[1:])
-    return torch.cat((w, r), dim=1).reshape(-1, *wg.shape[1:])
+    m, per_in, kh, kw = wg.shape
+    w = wg.reshape(groups, m // groups, per_in, kh, kw)
+    r = wr.reshape(groups, 1, per_in, kh, kw)
+    return torch.cat((w, r), dim=1).reshape(-1, per_in, kh, kw)
 
 
 def fused_bias(bias: torch.Tensor | None, groups: int) -> torch.Tensor | None:

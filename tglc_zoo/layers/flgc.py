@@ -102,6 +102,9 @@ class DeployedFLGC(nn.Module):
         self.convs = nn.ModuleList()
         self.splits: list[int] = []
         self.out_sizes: list[int] = []
+        # per conv of ``convs``: where its input channels start in the gathered input, and how many there are
+        self.in_starts: list[int] = []
+        self.in_counts: list[int] = []
         in_start = out_start = 0
         blocks = []
         for g in range(layer.groups):
@@ -119,10 +122,13 @@ class DeployedFLGC(nn.Module):
             self.convs.append(conv)
             self.splits = [self.in_channels]
             self.out_sizes = [self.out_channels]
+            self.in_starts, self.in_counts = [0], [self.in_channels]
         else:
+            start = 0
             for i, o in blocks:
                 self.splits.append(len(i))
                 self.out_sizes.append(len(o))
+                start += len(i)
                 if len(o) == 0:
                     continue
                 conv = nn.Conv2d(max(len(i), 1), len(o), self.kernel_size, self.stride, self.padding,
@@ -135,19 +141,20 @@ class DeployedFLGC(nn.Module):
                     assert conv.bias is not None  # built with bias=b is not None
                     conv.bias.data.copy_(b[o])
                 self.convs.append(conv)
+                self.in_starts.append(start - len(i))
+                self.in_counts.append(len(i))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # branches only on what construction fixed, so FX traces it and TorchScript compiles it
         x = x.index_select(1, self.in_index)
         if self.balanced:
             y = self.convs[0](x)
         else:
-            outs, convs = [], iter(self.convs)
-            for xs, no in zip(torch.split(x, self.splits, dim=1), self.out_sizes):
-                if no == 0:
-                    continue
-                conv = next(convs)
-                if xs.shape[1] == 0:
-                    xs = x.new_zeros(x.shape[0], 1, *x.shape[2:])
+            outs: list[torch.Tensor] = []
+            for i, conv in enumerate(self.convs):
+                start, count = self.in_starts[i], self.in_counts[i]
+                # a group without input channels: its convolution sees one channel of zeros
+                xs = x[:, start:start + count] if count > 0 else torch.zeros_like(x[:, :1])
                 outs.append(conv(xs))
             y = torch.cat(outs, dim=1)
         return y.index_select(1, self.out_index)

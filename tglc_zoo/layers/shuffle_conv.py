@@ -9,12 +9,19 @@ from .group_conv import GroupConv2d
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Reshape channels to (groups, C/groups), transpose, flatten (ShuffleNet)."""
+    """Reshape channels to (groups, C/groups), transpose, flatten (ShuffleNet); keeps a channels_last input's layout.
+
+    The layout check is a branch on the input, so FX records this function as one call
+    (``torch.fx.wrap``) that runs as written when the graph runs; TorchScript compiles it as is.
+    """
     b, c, h, w = x.shape
     out = x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
     if x.is_contiguous(memory_format=torch.channels_last):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+torch.fx.wrap("channel_shuffle")
 
 
 class ShuffleGroupConv2d(nn.Module):
