@@ -7,7 +7,17 @@
    itself;
 2. :func:`instantiate` — the model class of the architecture with the merged arguments, its
    ``pretrained_cfg`` and ``model_args`` set;
-3. loading the checkpoint strictly (:func:`tglc_zoo.loading.load_checkpoint_into`).
+3. loading the checkpoint strictly (:func:`tglc_zoo.loading.load_checkpoint_into`);
+
+and, for ``features_only=True``, wraps the loaded model in one of timm's feature extractors
+(:func:`tglc_zoo.models.features.wrap_features`).
+
+What a name builds: the resolved pretrained config describes the model (the built model's own
+``pretrained_cfg`` is that config, updated for its real classes and input channels). An untagged name
+resolves to its architecture's config, which is also timm's default config of the name; ``name.tag`` to
+the tag's. ``pretrained=True`` on an untagged name (with no
+weights named by ``pretrained_cfg_overlay``) means the name's first tag with weights, in manifest order —
+the same model as ``create_model("name.<that tag>", pretrained=True)``.
 """
 from __future__ import annotations
 
@@ -19,14 +29,18 @@ from typing import Any
 from timm.models import resolve_pretrained_cfg
 from torch import nn
 
-from .archs import VARIANTS, Variant, arch_default_cfg
+from .archs import VARIANTS, Variant, arch_default_cfg, pool_size_for
 from .checkpoint import ResolvedCheckpoint
-from .errors import ConfigError, UnknownChoiceError
+from .errors import ConfigError, ModelArgumentError, UnknownChoiceError
 from .loading import load_checkpoint_into, merge_checkpoint_cfg, plan_load, resolve_pretrained
 from .models._adapt import adapt_channel_stats
+from .models.features import wrap_features
 from .weights import manifest_cfgs
 
-__all__ = ["BuildRequest", "ResolvedConfig", "build_model", "resolve_config", "instantiate"]
+__all__ = ["BuildRequest", "ResolvedConfig", "build_model", "default_weights_tag", "resolve_config", "instantiate"]
+
+FEATURE_KWARGS = ("out_indices", "feature_cls", "flatten_sequential")
+"""timm's feature-extraction keywords, taken out of the model's arguments into ``feature_cfg``."""
 
 
 @dataclass
@@ -39,6 +53,7 @@ class BuildRequest:
     overlay: dict[str, Any] | None = None
     cache_dir: str | Path | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    feature_cfg: dict[str, Any] | None = None  # features_only=True: the feature extractor's options
 
     @classmethod
     def from_call(cls, name: str, pretrained: Any, kwargs: dict[str, Any]) -> BuildRequest:
@@ -46,10 +61,14 @@ class BuildRequest:
         req = cls(VARIANTS[name], pretrained, kwargs.pop("pretrained_cfg", None),
                   kwargs.pop("pretrained_cfg_overlay", None), kwargs.pop("cache_dir", None))
         kwargs.pop("pretrained_model_args", None)  # timm's hf-hub: route passes the config's model_args here too
-        for bad in ("features_only", "drop_path_rate"):
-            if kwargs.get(bad):
-                raise ValueError(f"{bad}={kwargs[bad]!r} is not supported by {name}")
-            kwargs.pop(bad, None)
+        features_only = kwargs.pop("features_only", False)
+        feature_cfg = dict(kwargs.pop("feature_cfg", None) or {})
+        feature_cfg.update({k: kwargs.pop(k) for k in FEATURE_KWARGS if k in kwargs})
+        if features_only:
+            req.feature_cfg = feature_cfg
+        elif feature_cfg:
+            raise ModelArgumentError(f"{sorted(feature_cfg)} configure a feature backbone and need features_only=True "
+                                     f"(create_model({name!r}, features_only=True, ...))")
         req.model_kwargs = kwargs
         if isinstance(pretrained, str) and f"{name}.{pretrained}" in manifest_cfgs():
             req.pretrained, req.pretrained_cfg = True, pretrained  # a tag of this model
@@ -80,6 +99,11 @@ def check_model_kwargs(variant: Variant, kwargs: dict[str, Any], origin: str) ->
         raise error(f"{variant.name} does not take the argument(s) {unknown}{where}; valid arguments: {valid}")
 
 
+def default_weights_tag(name: str) -> str | None:
+    """The tag ``pretrained=True`` loads for the untagged ``name``: its first tag with weights in manifest order."""
+    return next((t.rpartition(".")[2] for t in manifest_cfgs() if t.rpartition(".")[0] == name), None)
+
+
 def resolve_config(req: BuildRequest) -> ResolvedConfig:
     """The model's pretrained config and arguments, and the checkpoint its weights come from.
 
@@ -90,6 +114,9 @@ def resolve_config(req: BuildRequest) -> ResolvedConfig:
     """
     v = req.variant
     pretrained_cfg = req.pretrained_cfg
+    if pretrained_cfg is None and req.pretrained is True and not any((req.overlay or {}).get(k) for k in
+                                                                      ("file", "url", "hf_hub_id")):
+        pretrained_cfg = default_weights_tag(v.name)  # timm's default cfg is the architecture's: no weights
     if pretrained_cfg is None and req.pretrained is not True:
         # an untrained model, or weights from a given source, describe the architecture's data, not a tag's
         pretrained_cfg = arch_default_cfg(v)
@@ -118,8 +145,9 @@ def instantiate(variant: Variant, cfg: dict[str, Any], model_kwargs: dict[str, A
     model = spec.model_cls(**spec.kwargs, **model_kwargs)
     in_chans = model_kwargs.get("in_chans", 3)
     cfg = dict(cfg)
-    cfg.update(architecture=variant.name, num_classes=model.num_classes,
-               input_size=(in_chans, *cfg["input_size"][1:]),
+    input_size = (in_chans, *cfg["input_size"][1:])
+    cfg.update(architecture=variant.name, num_classes=model.num_classes, input_size=input_size,
+               pool_size=pool_size_for(input_size, model.output_stride),
                **{k: adapt_channel_stats(cfg[k], in_chans) for k in ("mean", "std") if cfg.get(k)})
     model.pretrained_cfg = cfg
     model.model_args = {k: val for k, val in model_kwargs.items() if k != "num_classes"}
@@ -128,10 +156,13 @@ def instantiate(variant: Variant, cfg: dict[str, Any], model_kwargs: dict[str, A
 
 
 def build_model(name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
-    """Build the registered model ``name`` (no tag): the three steps of this module."""
-    resolved = resolve_config(BuildRequest.from_call(name, pretrained, kwargs))
+    """Build the registered model ``name`` (no tag): the three steps of this module, then the feature wrapper."""
+    req = BuildRequest.from_call(name, pretrained, kwargs)
+    resolved = resolve_config(req)
     model = instantiate(VARIANTS[name], resolved.cfg, resolved.model_kwargs)
     if resolved.checkpoint is not None:
         load_checkpoint_into(model, resolved.checkpoint, adapt_head=resolved.adapt_head,
                              adapt_stem=resolved.adapt_stem)
+    if req.feature_cfg is not None:
+        model = wrap_features(model, **req.feature_cfg)
     return model

@@ -9,7 +9,7 @@ fixed set, lists them.
 from __future__ import annotations
 
 __all__ = [
-    "TglcZooError", "UnknownChoiceError",
+    "TglcZooError", "UnknownChoiceError", "ModelArgumentError", "ExportError",
     "CheckpointError", "CheckpointNotFoundError", "CorruptCheckpointError", "UnsafeCheckpointError",
     "HashMismatchError", "ConfigError", "StateDictMismatchError", "DownloadTimeoutError",
     "DataNotFoundError", "RunExistsError", "ModelDatasetMismatchError",
@@ -23,6 +23,14 @@ class TglcZooError(Exception):
 
 class UnknownChoiceError(TglcZooError, ValueError):
     """A name (model, conv type, dataset, recipe, ...) that is not one of the valid choices."""
+
+
+class ModelArgumentError(TglcZooError, ValueError):
+    """A model argument (a rate, a count, pooling, feature extraction options) the architecture cannot take."""
+
+
+class ExportError(TglcZooError, RuntimeError):
+    """An export could not be made, or the exported model does not compute what the eager model computes."""
 
 
 # -- checkpoints ------------------------------------------------------------------------------------

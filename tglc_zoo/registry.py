@@ -4,6 +4,12 @@ Every architecture of :mod:`tglc_zoo.archs` comes in its SC form (the plain name
 variants ``{arch}_{conv_type}_n{N}``. Each name is one thin entrypoint over the single builder
 (:func:`tglc_zoo.builder.build_model`), registered in timm's registry through its public API, so
 ``timm.create_model`` and ``timm.list_models`` see them after ``import tglc_zoo``.
+
+The untagged name always means the architecture on its own dataset (:func:`~tglc_zoo.archs.arch_default_cfg`):
+that config is timm's default for the name whatever tags with weights exist, so
+``timm.get_pretrained_cfg(name)`` describes what ``create_model(name)`` builds. Tags with weights follow
+it, in manifest order; ``pretrained=True`` on an untagged name loads the first of them (see
+:mod:`tglc_zoo.builder`).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from timm.models import PretrainedCfg, generate_default_cfgs, register_model, sp
 from timm.models import create_model as _timm_create_model
 from torch import nn
 
-from .archs import ARCHS, VARIANTS, Variant, arch_default_cfg
+from .archs import ARCHS, VARIANTS, Variant, arch_default_cfg, pool_size_for
 from .builder import build_model
 from .layers import GROUPED_CONV_TYPES
 from .util.choices import unknown_choice
@@ -25,15 +31,28 @@ from .weights import manifest_cfgs, tags_of
 __all__ = ["create_model", "is_model", "list_models", "model_entrypoint", "default_cfgs"]
 
 
+def tag_cfg(variant: Variant, tagged: dict[str, Any]) -> dict[str, Any]:
+    """A tag's pretrained config: its manifest entry over the architecture's config (``pool_size`` for its input)."""
+    cfg = {**arch_default_cfg(variant), **tagged}
+    cfg["pool_size"] = pool_size_for(cfg["input_size"], variant.spec.reduction)
+    return cfg
+
+
 def _build_default_cfgs() -> dict[str, Any]:
-    """timm's ``default_cfgs``: every tag with weights, then the untagged name's architecture config."""
+    """timm's ``default_cfgs``: the untagged name's architecture config (always the default), then every tag
+    with weights in manifest order."""
     tagged = manifest_cfgs()
     cfgs: dict[str, dict[str, Any] | PretrainedCfg] = {}
     for name, variant in VARIANTS.items():
-        for full in tags_of(name):
-            cfgs[full] = {**arch_default_cfg(variant), **tagged[full]}
         cfgs[name] = arch_default_cfg(variant)
-    return generate_default_cfgs(cfgs)
+        for full in (t for t in tagged if t.rpartition(".")[0] == name):
+            cfgs[full] = tag_cfg(variant, tagged[full])
+    out = generate_default_cfgs(cfgs)
+    for default in out.values():
+        # timm would promote the first tag with weights to the default; the untagged config stays first
+        default.tags.remove("")
+        default.tags.appendleft("")
+    return out
 
 
 # timm style: the pretrained configs are declared above the entrypoints

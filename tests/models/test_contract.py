@@ -2,15 +2,19 @@
 
 Small models run for real on the CPU; the big ones (WRN-28-40/60/80 and most WRN-28-10/WRN-34-2
 variants) run the same checks on the meta device, which propagates shapes and autograd without
-allocating memory.
+allocating memory. The checks are those of timm's own ``tests/test_models.py`` (``test_model_forward``,
+``_backward``, ``_default_cfgs``), plus exact values where timm only checks shapes; features, tracing,
+export and data are in the other files of this folder.
 """
 import pytest
 import timm
 import torch
-from timm.models import group_parameters
+from model_helpers import assert_rel_close, settle_batchnorm
+from timm.models import get_pretrained_cfg, group_parameters
 
 import tglc_zoo
 from tglc_zoo.archs import VARIANTS
+from tglc_zoo.builder import default_weights_tag
 
 REAL_ARCHS = {"wrn16_2", "wrn16_4", "mobilenetv2"}
 REAL_EXTRA = {"wrn28_10", "wrn28_10_gc2l_n16", "wrn34_2_gc2l_n8", "wrn34_2_flgc_n4"}
@@ -22,6 +26,10 @@ META = [n for n in ALL if n not in REAL]
 def _input(model, batch=2, device="cpu"):
     size = 8 if getattr(model, "layout", None) == "cifar" else 32
     return torch.randn(batch, model.model_args["in_chans"], size, size, device=device)
+
+
+def _pool_shape(model, x):
+    return tuple(-(-s // model.output_stride) for s in x.shape[-2:])
 
 
 def _check_contract(name, device):
@@ -37,8 +45,9 @@ def _check_contract(name, device):
 
     model.eval()
     feats = model.forward_features(x)
-    assert feats.shape[:2] == (2, model.num_features)
-    assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+    assert feats.shape == (2, model.num_features, *_pool_shape(model, x))
+    assert model.head_hidden_size == model.num_features > 0
+    assert model.forward_head(feats, pre_logits=True).shape == (2, model.head_hidden_size)
     assert model.forward_head(feats).shape == (2, 7)
 
     cfg = model.pretrained_cfg
@@ -53,8 +62,12 @@ def _check_contract(name, device):
     assert sum(len(v) for v in groups.values()) == len(list(model.parameters()))
 
     model.reset_classifier(0)
-    assert model(x).shape == (2, model.num_features)
-    model.reset_classifier(3)
+    assert model(x).shape == (2, model.num_features) and model.num_classes == 0
+    model.reset_classifier(0, "")  # no pooling: forward returns the unpooled features
+    assert model(x).shape == feats.shape and model.global_pool == ""
+    with pytest.raises(ValueError, match=r"global_pool='' .*needs num_classes=0, got num_classes=3"):
+        model.reset_classifier(3)
+    model.reset_classifier(3, "avg")
     assert model(x).shape == (2, 3) and model.num_classes == 3
     return model
 
@@ -63,11 +76,11 @@ def _check_contract(name, device):
 def test_contract_real(name):
     model = _check_contract(name, "cpu")
     x = _input(model)
-    model.eval()
+    settle_batchnorm(model, _input(model, batch=8))  # eval outputs of a size worth comparing
     with torch.no_grad():
         y = model(x)
         y_cl = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
-    torch.testing.assert_close(y_cl, y, rtol=1e-4, atol=1e-4)
+    assert_rel_close(y_cl, y, rtol=1e-4)
 
     model.train()
     torch.manual_seed(1)
@@ -141,8 +154,65 @@ def test_bad_input(name, kwargs, match):
 
 
 def test_untrained_model_describes_its_architecture_not_a_pretrained_tag():
-    # even when a tag with weights exists (it becomes timm's default tag), a fresh model keeps its own data cfg
+    # even when a tag with weights exists, a fresh model keeps its own data cfg
     model = tglc_zoo.create_model("wrn16_2")
     assert model.pretrained_cfg.get("tag") is None and "file" not in {k for k, v in model.pretrained_cfg.items() if v}
     assert tuple(model.pretrained_cfg["input_size"]) == (3, 32, 32)
     assert tuple(model.pretrained_cfg["mean"]) == (0.4914, 0.4822, 0.4465)
+
+
+CFG_FIELDS = ("input_size", "num_classes", "mean", "std", "crop_pct", "interpolation", "first_conv", "classifier",
+              "pool_size")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_default_cfg_describes_the_model_the_untagged_name_builds(name):
+    """timm's invariant: ``get_pretrained_cfg(name)`` (the default tag) is the config of ``create_model(name)``,
+    whatever tags with weights exist (the untagged config is always timm's default)."""
+    default = get_pretrained_cfg(name).to_dict()
+    assert default.get("tag") is None and not default.get("file") and default["architecture"] == name
+    with torch.device("meta"):
+        model = tglc_zoo.create_model(name)
+        x = torch.empty(1, *default["input_size"])
+        feats = model.forward_features(x)
+    for key in CFG_FIELDS:
+        assert _plain(model.pretrained_cfg[key]) == _plain(default[key]), key
+    assert model.num_classes == default["num_classes"]
+    assert model.get_submodule(default["first_conv"]).in_channels == default["input_size"][0]
+    assert tuple(feats.shape[-2:]) == tuple(default["pool_size"])
+
+
+def _plain(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+TAGGED = tglc_zoo.list_models(pretrained=True)
+
+
+@pytest.mark.parametrize("tagged", TAGGED)
+def test_every_tag_config_describes_its_model(tagged):
+    """A tag's config (timm's ``get_pretrained_cfg("name.tag")``) holds ``pool_size``, ``first_conv`` and
+    ``classifier`` for its own input, and the model built from it (no weights) computes that shape."""
+    cfg = get_pretrained_cfg(tagged).to_dict()
+    model = timm.create_model(tagged).eval()
+    x = torch.randn(1, *model.pretrained_cfg["input_size"])
+    assert model.pretrained_cfg["input_size"][1:] == tuple(cfg["input_size"][1:])
+    assert tuple(model.forward_features(x).shape[-2:]) == tuple(cfg["pool_size"])
+    state = model.state_dict()
+    assert f"{cfg['first_conv']}.weight" in state and f"{cfg['classifier']}.weight" in state
+
+
+def test_pretrained_true_on_an_untagged_name_loads_its_first_tag():
+    """``pretrained=True`` still loads weights: the untagged name's first tag with weights (manifest order),
+    through tglc_zoo and timm alike; a name with no tag says where weights can come from."""
+    name = "wrn16_2_gc2l_n4"
+    tag = default_weights_tag(name)
+    assert tag is not None and f"{name}.{tag}" in TAGGED
+    want = tglc_zoo.create_model(f"{name}.{tag}", pretrained=True).state_dict()
+    for model in (tglc_zoo.create_model(name, pretrained=True), timm.create_model(name, pretrained=True)):
+        assert model.pretrained_cfg["tag"] == tag
+        got = model.state_dict()
+        assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert default_weights_tag("wrn16_4") is None
+    with pytest.raises(ValueError, match=r"no pretrained weights are available for 'wrn16_4'"):
+        tglc_zoo.create_model("wrn16_4", pretrained=True)

@@ -11,16 +11,25 @@ Two layouts, both with pre-activation basic blocks (BN-ReLU-conv3×3(stride)-BN-
 Every convolution except the stem — the 3×3 convs and the 1×1 shortcuts — comes from
 :func:`tglc_zoo.layers.create_conv` with the model's ``conv_type`` and ``groups``. This reproduces
 the parameter counts of the paper's Tables 1–3.
-"""
-from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal, cast
+timm's options: ``drop_path_rate`` (stochastic depth on each block's residual branch, linearly rising
+over the blocks as in timm's ResNets), ``global_pool`` and ``output_stride`` (later strides become
+dilation). Feature levels: the stem and every stage.
+"""
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from ._base import ClassifierModel, ConvFactory, check_positive, init_weights_
+from ._base import (
+    ClassifierModel,
+    ConvFactory,
+    check_positive,
+    drop_path_rates,
+    init_weights_,
+    make_drop_path,
+    stage_geometry,
+)
 
 Layout = Literal["cifar", "imagenet"]
 
@@ -28,22 +37,24 @@ Layout = Literal["cifar", "imagenet"]
 class PreActBlock(nn.Module):
     """Pre-activation basic block; ``shortcut`` is a (replaced) 1×1 conv where the shape changes."""
 
-    def __init__(self, in_chs: int, out_chs: int, stride: int, make_conv: ConvFactory, name: str) -> None:
+    def __init__(self, in_chs: int, out_chs: int, stride: int, make_conv: ConvFactory, name: str,
+                 drop_path: float = 0.0, dilation: int = 1, first_dilation: int = 1) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_chs)
-        self.conv1 = make_conv(f"{name}.conv1", in_chs, out_chs, 3, stride)
+        self.conv1 = make_conv(f"{name}.conv1", in_chs, out_chs, 3, stride, dilation=first_dilation)
         self.bn2 = nn.BatchNorm2d(out_chs)
-        self.conv2 = make_conv(f"{name}.conv2", out_chs, out_chs, 3, 1)
+        self.conv2 = make_conv(f"{name}.conv2", out_chs, out_chs, 3, 1, dilation=dilation)
         self.act = nn.ReLU(inplace=True)
         self.shortcut = (make_conv(f"{name}.shortcut", in_chs, out_chs, 1, stride)
                          if stride != 1 or in_chs != out_chs else None)
+        self.drop_path = make_drop_path(drop_path)  # stochastic depth of the residual branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = self.act(self.bn1(x))
         shortcut = x if self.shortcut is None else self.shortcut(act)
         out = self.conv1(act)
         out = self.conv2(self.act(self.bn2(out)))
-        return out + shortcut
+        return self.drop_path(out) + shortcut
 
 
 class Stem(nn.Module):
@@ -79,13 +90,18 @@ class WideResNet(ClassifierModel):
         num_classes: size of the linear head (0: no head, ``forward`` returns pooled features).
         in_chans: input channels of the stem.
         drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth: block i of n drops its residual branch with ``rate * i / (n - 1)``.
+        global_pool: ``"avg"``, ``"max"``, ``"avgmax"`` or ``""`` (no pooling; needs ``num_classes=0``).
+        output_stride: the largest reduction of the feature maps (later strides become dilation);
+            ``None``: the layout's own (4 for ``cifar``, 32 for ``imagenet``).
         conv_kwargs: extra options for the conv layers (e.g. ``impl`` of GC-2L).
     """
 
     def __init__(self, depth: int = 28, widen_factor: int = 10, layout: Layout = "cifar", conv_type: str = "sc",
                  groups: int = 1, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, global_pool: str = "avg", output_stride: int | None = None,
                  conv_kwargs: dict[str, Any] | None = None) -> None:
-        super().__init__(num_classes, drop_rate)
+        super().__init__(num_classes, drop_rate, global_pool, drop_path_rate)
         check_positive("in_chans", in_chans)
         check_positive("widen_factor", widen_factor)
         make_conv = ConvFactory(conv_type, groups, **(conv_kwargs or {}))
@@ -105,34 +121,46 @@ class WideResNet(ClassifierModel):
         self.conv_type, self.groups = conv_type, groups
 
         self.stem = Stem(in_chans, stem_chs, layout)
-        reduction = 1 if layout == "cifar" else 4
-        self.feature_info: list[dict[str, Any]] = []
+        stem_reduction = 1 if layout == "cifar" else 4
+        geometry = stage_geometry(strides, stem_reduction, output_stride)
+        self.feature_info = [dict(num_chs=stem_chs, reduction=stem_reduction, module="stem")]
+        dprs = iter(drop_path_rates(self.drop_path_rate, sum(counts)))
         stages: list[nn.Module] = []
         in_chs = stem_chs
-        for i, (count, width, stride) in enumerate(zip(counts, widths, strides)):
+        for i, (count, width, geometry_i) in enumerate(zip(counts, widths, geometry)):
+            stride, first_dilation, dilation, reduction = geometry_i
             blocks = []
             for j in range(count):
-                blocks.append(PreActBlock(in_chs, width, stride if j == 0 else 1, make_conv, f"stages.{i}.{j}"))
+                blocks.append(PreActBlock(in_chs, width, stride if j == 0 else 1, make_conv, f"stages.{i}.{j}",
+                                          next(dprs), dilation, first_dilation if j == 0 else dilation))
                 in_chs = width
-            reduction *= stride
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=width, reduction=reduction, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
-        self.num_features = in_chs
-        self.norm = nn.BatchNorm2d(in_chs)
-        self.act = nn.ReLU(inplace=True)
+        self.num_features = self.head_hidden_size = in_chs
+        self.output_stride = geometry[-1][3]
+        self.norm: nn.Module = nn.BatchNorm2d(in_chs)
+        self.act: nn.Module = nn.ReLU(inplace=True)
         self.head_drop = nn.Dropout(self.drop_rate)
         self.fc = self._make_head(num_classes)
         init_weights_(self)
 
-    def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stem(x)
-
-    def body(self) -> Iterable[nn.Module]:
-        return (block for stage in cast("Iterable[nn.Sequential]", self.stages) for block in stage)
+    def forward_stages(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            return self._checkpointed_stages(x)
+        return self.stages(x)
 
     def final_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(x))
+
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(x))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+    def _prune_final(self) -> None:
+        self.norm, self.act = nn.Identity(), nn.Identity()
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
