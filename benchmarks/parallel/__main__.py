@@ -287,7 +287,7 @@ autograd-saved activations); ✗ = does not fit in device memory.
   (one device busy at a time) — the paper's baseline for WRN-28-60/80 in Table 2.
 * Activation bytes per image were measured for SC WRN-28-k at batch 1 ({act_lines}) and extended
   linearly in k (the fit from k = 1, 2 is off by {act['fit_error_k10'] * 100:.2f}% at k = 10).
-* † N = 32, 64: SPEC's WRN stem has 16 channels, so N must divide 16; these rows project a variant whose
+* † N = 32, 64: the paper's WRN stem has 16 channels, so N must divide 16; these rows project a variant whose
   stem has N channels (a negligible change in parameters and FLOPs). N ≤ 16 is the real model.
 
 {projection_table(proj)}

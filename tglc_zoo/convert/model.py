@@ -3,7 +3,7 @@
 Two routes, one fit:
 
 * a dense **tglc_zoo** model becomes the registered architecture ``<arch>_<conv_type>_n<N>`` (the
-  paper's replacement rules, SPEC §2), as ``create_model`` builds it;
+  paper's replacement rules, README "Models"), as ``create_model`` builds it;
 * **any other** ``nn.Module`` — a timm or torchvision CNN, or a zoo model converted with ``include`` /
   ``exclude`` / ``keep_stem=False`` — is copied and every eligible ``nn.Conv2d`` replaced in the copy
   (:mod:`.surgery`); it is saved under the generic architecture :data:`~.spec.GROUPED_ARCH`.
@@ -122,7 +122,7 @@ def _copy_others(model: nn.Module, target: nn.Module, replaced: Sequence[str]) -
 
 def _skipped(choices: list[ConvChoice], replaced: Sequence[str], zoo: bool) -> list[SkippedConv]:
     done = set(replaced)
-    rule = "kept by the tglc_zoo architecture's replacement rule (SPEC §2)"
+    rule = "kept by the tglc_zoo architecture's replacement rule (the paper's; README, Models)"
     return [SkippedConv(c.name, c.shape, c.groups, c.reason or rule) for c in choices
             if c.name not in done and (zoo or not c.replace)]
 
