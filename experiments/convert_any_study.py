@@ -43,12 +43,13 @@ from tglc_zoo.layers.flops import model_flops
 from tglc_zoo.training.finetune import evaluate
 from tglc_zoo.training.loop import train_step
 from tglc_zoo.training.schedule import build_scheduler
-from tglc_zoo.util.atomic import atomic_write, atomic_write_json
+from tglc_zoo.util.atomic import atomic_write_json
+
+from .markdown import replace_section
 
 ARMS: tuple[str, ...] = ("gc_block_jacobi", "gc2l_optimal", "gc2l_calibrated", "gc2l_scratch")
 ARM_LABELS = {"gc_block_jacobi": "GC, block Jacobi", "gc2l_optimal": "GC-2L, optimal",
               "gc2l_calibrated": "GC-2L, optimal + calibration", "gc2l_scratch": "GC-2L, from scratch"}
-BEGIN, END = "<!-- convert_any_study:begin -->", "<!-- convert_any_study:end -->"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -227,15 +228,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(path: Path, table: str) -> None:
-    text = path.read_text() if path.exists() else f"# GC-2L for any CNN\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write(path, f"{head}{BEGIN}\n{table}{END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -269,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         source=source, environment=_env(args), runs=runs)
     atomic_write_json(Path(args.json), results)
     table = markdown(results)
-    write_docs(Path(args.docs), table)
+    replace_section(Path(args.docs), "convert_any_study", table, create_title="GC-2L for any CNN")
     print(table)
     return 0
 

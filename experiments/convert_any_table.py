@@ -32,11 +32,12 @@ from tglc_zoo.convert import to_grouped
 from tglc_zoo.distributed.plan import analyse
 from tglc_zoo.errors import GroupParallelError
 from tglc_zoo.layers.flops import model_flops
-from tglc_zoo.util.atomic import atomic_write, atomic_write_json
+from tglc_zoo.util.atomic import atomic_write_json
+
+from .markdown import replace_section
 
 MODELS: tuple[str, ...] = ("resnet18", "resnet50", "resnext50_32x4d", "regnety_016", "mobilenetv2_100",
                            "mobilenetv3_large_100", "efficientnet_b0", "convnext_tiny")
-BEGIN, END = "<!-- convert_any_table:begin -->", "<!-- convert_any_table:end -->"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -146,15 +147,6 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, command: str)
     return "\n".join(lines) + "\n"
 
 
-def write_docs(path: Path, table: str) -> None:
-    text = path.read_text() if path.exists() else f"# GC-2L for any CNN\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write(path, f"{head}{BEGIN}\n{table}{END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -172,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     command = "nice python -m experiments.convert_any_table " + " ".join(argv if argv is not None else sys.argv[1:])
     table = markdown(rows, args, command.strip())
-    write_docs(Path(args.docs), table)
+    replace_section(Path(args.docs), "convert_any_table", table, create_title="GC-2L for any CNN")
     print(table)
     return 0
 

@@ -35,10 +35,11 @@ from tglc_zoo.convert.calibration import dataset_images
 from tglc_zoo.data import build_datasets
 from tglc_zoo.training.finetune import FinetuneConfig, evaluate, finetune
 
+from .markdown import replace_section
+
 ARMS: tuple[str, ...] = ("gc_block_jacobi", "gc2l_optimal", "gc2l_calibrated", "gc2l_scratch")
 ARM_LABELS = {"gc_block_jacobi": "GC, block Jacobi", "gc2l_optimal": "GC-2L, optimal",
               "gc2l_calibrated": "GC-2L, optimal + calibration", "gc2l_scratch": "GC-2L, from scratch"}
-BEGIN, END = "<!-- convert_study:begin -->", "<!-- convert_study:end -->"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -148,15 +149,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(path: Path, table: str) -> None:
-    text = path.read_text() if path.exists() else f"# Converting dense models\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{table}{END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -205,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
-    write_docs(Path(args.docs), table)
+    replace_section(Path(args.docs), "convert_study", table, create_title="Converting dense models")
     print(table)
     return 0
 
