@@ -1,37 +1,17 @@
 """Fixtures for checkpoint I/O tests: a Hugging Face cache built on disk and a local Hub endpoint."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from ckpt_helpers import populate_hf_cache
 
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
-
-
-@pytest.fixture
-def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
-    """An empty HF cache that huggingface_hub uses by default, in offline mode; call it to add a repo."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def add(repo_id: str, folder: Path, revision: str = "main") -> str:
-        return populate_hf_cache(cache, repo_id, folder, revision=revision)
-
-    add.cache = cache  # type: ignore[attr-defined]
-    yield add
 
 
 @pytest.fixture

@@ -38,9 +38,10 @@ def test_upload_errors(tmp_path, local_hub):
 
 def test_push_model_then_load_what_the_hub_received(tmp_path, local_hub, monkeypatch):
     """tglc_zoo.push_to_hub(model) uploads a checkpoint that, fetched back, loads bit-identically."""
-    from ckpt_helpers import grey, make_model, populate_hf_cache
+    from ckpt_helpers import grey, make_model
 
     import tglc_zoo
+    from tests.support.hf_cache import populate_hf_cache
 
     model = make_model("wrn16_2_shuffle_n2")
     url = tglc_zoo.push_to_hub(model, "org/shuffle", metrics={"top1": 40.0}, dataset="synthetic",

@@ -104,8 +104,10 @@ def test_hf_offline_env_in_a_fresh_process(tmp_path):
     import sys
     import textwrap
 
-    from ckpt_helpers import make_model, populate_hf_cache
+    from ckpt_helpers import make_model
     from safetensors.torch import save_file
+
+    from tests.support.hf_cache import populate_hf_cache
 
     model = make_model("wrn16_2_gc2l_n2")
     folder = tglc_zoo.save_pretrained(model, tmp_path / "ck")

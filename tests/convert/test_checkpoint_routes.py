@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from convert_helpers import images, populate_hf_cache, randomize
+from convert_helpers import images, randomize
 
 import tglc_zoo
 from tglc_zoo.convert import to_grouped
@@ -83,14 +83,7 @@ def test_timm_local_dir(saved):
     _check(tglc_zoo.create_model(f"local-dir:{saved[1]}", pretrained=True), saved)
 
 
-def test_hugging_face_hub_offline_cache(saved, tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf-cache"
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    populate_hf_cache(cache, "tglc/converted", saved[1])
+def test_hugging_face_hub_offline_cache(saved, hf_cache):
+    hf_cache("tglc/converted", saved[1])
     _check(tglc_zoo.from_pretrained("hf-hub:tglc/converted", local_files_only=True), saved)
     _check(timm.create_model("hf-hub:tglc/converted", pretrained=True), saved)

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from convert_helpers import images, populate_hf_cache, randomize
+from convert_helpers import images, randomize
 
 import tglc_zoo
 from tglc_zoo.convert import ConversionError, GroupingSpec, create_grouped, to_grouped
@@ -69,15 +69,8 @@ def test_timm_local_dir(saved):
         next(iter(fresh.state_dict().values())), next(iter(saved[0].state_dict().values())))
 
 
-def test_hugging_face_hub_offline_cache(saved, tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf-cache"
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    populate_hf_cache(cache, "tglc/grouped", saved[1])
+def test_hugging_face_hub_offline_cache(saved, hf_cache):
+    hf_cache("tglc/grouped", saved[1])
     _check(timm.create_model("hf-hub:tglc/grouped", pretrained=True), saved)
     _check(tglc_zoo.from_pretrained("hf-hub:tglc/grouped", local_files_only=True), saved)
 
