@@ -35,7 +35,7 @@ from .errors import ConfigError, ModelArgumentError, UnknownChoiceError
 from .loading import load_checkpoint_into, merge_checkpoint_cfg, plan_load, resolve_pretrained
 from .models._adapt import adapt_channel_stats
 from .models.features import wrap_features
-from .weights import manifest_cfgs
+from .weights import manifest_cfgs, tags_of
 
 __all__ = ["BuildRequest", "ResolvedConfig", "build_model", "default_weights_tag", "resolve_config", "instantiate"]
 
@@ -101,7 +101,8 @@ def check_model_kwargs(variant: Variant, kwargs: dict[str, Any], origin: str) ->
 
 def default_weights_tag(name: str) -> str | None:
     """The tag ``pretrained=True`` loads for the untagged ``name``: its first tag with weights in manifest order."""
-    return next((t.rpartition(".")[2] for t in manifest_cfgs() if t.rpartition(".")[0] == name), None)
+    tags = tags_of(name)
+    return tags[0].rpartition(".")[2] if tags else None
 
 
 def resolve_config(req: BuildRequest) -> ResolvedConfig:

@@ -45,7 +45,7 @@ def _build_default_cfgs() -> dict[str, Any]:
     cfgs: dict[str, dict[str, Any] | PretrainedCfg] = {}
     for name, variant in VARIANTS.items():
         cfgs[name] = arch_default_cfg(variant)
-        for full in (t for t in tagged if t.rpartition(".")[0] == name):
+        for full in tags_of(name):
             cfgs[full] = tag_cfg(variant, tagged[full])
     out = generate_default_cfgs(cfgs)
     for default in out.values():

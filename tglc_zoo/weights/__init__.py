@@ -106,5 +106,6 @@ def hub_org() -> str:
 
 
 def tags_of(model: str) -> list[str]:
-    """The ``name.tag`` entries of ``model`` that have weights."""
-    return sorted(t for t in load_manifest() if t.rpartition(".")[0] == model)
+    """The ``name.tag`` entries of ``model`` that have weights, in manifest order (the first is what
+    ``pretrained=True`` on the untagged name loads)."""
+    return [t for t in load_manifest() if t.rpartition(".")[0] == model]
