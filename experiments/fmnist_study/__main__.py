@@ -48,6 +48,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_DIRS = {"full": ("runs/fmnist_study_full", "docs/fmnist_study_full"),
                 "short": ("runs/fmnist_study", "docs/fmnist_study")}
+# the model card holds one generated section per preset: the decisive study and the first, short one
+CARD_SECTIONS = {"full": "fmnist-study-full", "short": "fmnist-study"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,8 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--ship", action="store_true",
                    help="publish the median (--select) run of SC and of each conv type at --ship-groups to "
-                        "hub/<model>.<tag> "
-                        "and the package's weights manifest, as runs finish")
+                        "hub/<model>.<tag> and the package's weights manifest, as runs finish; the other "
+                        "<model>.<tag> entries of the dataset (cells this study does not ship) are removed")
     p.add_argument("--ship-groups", type=int, nargs="*", default=[8, 16] if preset == "full" else [4, 8])
     p.add_argument("--tag", default="fmnist", help="pretrained tag of shipped checkpoints")
     p.add_argument("--select", choices=["median", "best"], default="median" if preset == "full" else "best",
@@ -90,7 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repo-root", type=Path, default=REPO_ROOT, help="shipped folders go to REPO_ROOT/hub/")
     p.add_argument("--manifest", type=Path, default=None, help="weights manifest to update (default: the package's)")
     p.add_argument("--model-card", type=Path, default=REPO_ROOT / "MODEL_CARD.md",
-                   help="fill this file's fmnist-study section with the results ('' to skip)")
+                   help="fill this file's section of the preset (fmnist-study-full or fmnist-study) with the "
+                        "results ('' to skip)")
     return p.parse_args(argv)
 
 
@@ -160,13 +163,17 @@ def recipe_text(cfg: StudyConfig) -> str:
 
 def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, docs: Path,
                   log: Callable[[str], None]) -> None:
+    from tglc_zoo.data import get_dataset_info
+
     from .ship import MANIFEST_PATH, ship
 
     cells = {("sc", 1)} | {(c, n) for c in cfg.conv_types for n in args.ship_groups}
     records = finished_results(docs / "runs", cfg.plan())
-    ship(records, cells, study_dir, args.repo_root, tag=args.tag, dataset="zalando-datasets/fashion_mnist",
-         dataset_name="Fashion-MNIST", recipe=recipe_text(cfg), select=args.select,
-         manifest_path=args.manifest or MANIFEST_PATH, log=log)
+    info = get_dataset_info(cfg.dataset)
+    ship(records, cells, study_dir, args.repo_root, tag=args.tag, dataset=info.hub_id or info.name,
+         dataset_name="Fashion-MNIST" if cfg.dataset == "fmnist" else cfg.dataset, recipe=recipe_text(cfg),
+         select=args.select,
+         manifest_path=args.manifest or MANIFEST_PATH, prune=True, log=log)
 
 
 def model_card_section(payload: dict, docs: Path, card_dir: Path) -> str:
@@ -217,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         ship_finished(args, cfg, study_dir, docs, print)
     payload = report(docs, cfg)
     if str(args.model_card) and args.model_card.is_file():
-        replace_section(args.model_card, "fmnist-study", model_card_section(payload, docs, args.model_card.parent))
+        section = model_card_section(payload, docs, args.model_card.parent)
+        replace_section(args.model_card, CARD_SECTIONS[args.preset], section)
     print(markdown_table(payload["cells"], cfg.groups))
     for line in payload["verdict"]:
         print("-", line)

@@ -5,10 +5,16 @@ For each shipped cell (SC, and every conv type at the chosen N) one finished see
 (``select="median"``; the first study shipped the best). It is recorded in the package's weights
 manifest with its sha256, its measured top-1, its Hub repo (``<hub_org>/<model>.<tag>``) and the
 cell's mean ± std over seeds, which its model card states beside the tag's own top-1.
+
+The study defines the shipped set: with ``prune=True`` every other ``<model>.<tag>`` of the same dataset
+(a cell the study no longer ships, such as the first study's N = 4 and FLGC tags) leaves the manifest
+and ``hub/``. A run is republished when its cell's selection changes or when the shipped weights came
+from another recipe (two studies name their runs alike).
 """
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -76,13 +82,41 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
+def needs_publish(entry: dict[str, Any] | None, rec: dict[str, Any], recipe: str, folder: Path) -> bool:
+    """Whether ``rec``'s weights must be (re)published over the manifest ``entry`` shipped in ``folder``."""
+    return (entry is None or entry.get("run_id") != rec["run_id"] or entry.get("recipe") != recipe
+            or not (folder / WEIGHTS_NAME).is_file())
+
+
+def prune_tags(weights: dict[str, Any], keep: set[str], *, tag: str, dataset: str, repo_root: Path,
+               log: Callable[[str], None] = print) -> list[str]:
+    """Remove every ``<model>.<tag>`` entry of ``dataset`` not in ``keep`` from ``weights`` (in place), and
+    its folder if it lies under ``repo_root/hub``; returns the removed names. Other tags and datasets stay."""
+    hub = (repo_root / "hub").resolve()
+    removed = []
+    for name in sorted(weights):
+        entry = weights[name]
+        if not name.endswith(f".{tag}") or entry.get("dataset") != dataset or name in keep:
+            continue
+        folder = (repo_root / entry["file"]).resolve() if entry.get("file") else None
+        if folder is not None and folder.parent == hub and folder.is_dir():
+            shutil.rmtree(folder)
+        del weights[name]
+        removed.append(name)
+        log(f"[ship] {name}: no longer shipped by this study; removed from the manifest"
+            + (f" and {folder}" if folder is not None and folder.parent == hub else ""))
+    return removed
+
+
 def ship(records: list[dict[str, Any]], cells: set[tuple[str, int]], study_dir: Path, repo_root: Path, *,
          tag: str, dataset: str, dataset_name: str, recipe: str, select: str = "median",
-         manifest_path: Path = MANIFEST_PATH, log: Callable[[str], None] = print) -> list[str]:
+         manifest_path: Path = MANIFEST_PATH, prune: bool = False, log: Callable[[str], None] = print
+         ) -> list[str]:
     """Publish the selected run of every cell whose checkpoint exists; returns the tags (re)shipped.
 
-    A cell whose selected run is already shipped keeps its weights; its manifest entry and card are
-    refreshed (the cell's spread changes as seeds finish).
+    A cell whose selected run is already shipped (same run, same recipe) keeps its weights; its manifest
+    entry and card are refreshed (the cell's spread changes as seeds finish). ``prune`` removes the
+    other tags of this ``tag`` and ``dataset`` (see ``prune_tags``).
     """
     from tglc_zoo.training.publish import publish_run
 
@@ -90,10 +124,15 @@ def ship(records: list[dict[str, Any]], cells: set[tuple[str, int]], study_dir: 
     weights = manifest.setdefault("weights", {})
     org = manifest.get("hub_org", "tglc-zoo")
     shipped = []
-    for (_conv_type, _n), (rec, cell) in sorted(select_per_cell(records, cells, select).items()):
+    selected = select_per_cell(records, cells, select)
+    if prune:
+        prune_tags(weights, {f"{rec['model']}.{tag}" for rec, _ in selected.values()}, tag=tag, dataset=dataset,
+                   repo_root=repo_root, log=log)
+        atomic_write_json(manifest_path, manifest)
+    for (_conv_type, _n), (rec, cell) in sorted(selected.items()):
         name = f"{rec['model']}.{tag}"
         folder = repo_root / "hub" / name
-        if weights.get(name, {}).get("run_id") != rec["run_id"] or not (folder / WEIGHTS_NAME).is_file():
+        if needs_publish(weights.get(name), rec, recipe, folder):
             run_dir = study_dir / "runs" / rec["run_id"]
             if not (run_dir / "checkpoints" / "last.pt").is_file():
                 log(f"[ship] {name}: run {rec['run_id']} has no checkpoint in {run_dir}; not shipped")

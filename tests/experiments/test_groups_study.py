@@ -115,11 +115,19 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
     # shipping publishes the best run per cell into <repo>/hub and records it in the manifest
     repo = tmp_path / "repo"
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"format": 1, "weights": {}}))
+    stale = repo / "hub" / "wrn16_2_flgc_n4.digits"  # a tag of an earlier study, which this one does not ship
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"old")
+    other = {"file": "hub/wrn16_4.cifar10", "dataset": "uoft-cs/cifar10"}
+    manifest.write_text(json.dumps({"format": 1, "weights": {
+        "wrn16_2_flgc_n4.digits": {"file": "hub/wrn16_2_flgc_n4.digits", "dataset": "digits"},
+        "wrn16_4.cifar10": other}}))
     assert mod.main(common + ["--max-runs", "0", "--ship", "--ship-groups", "2", "--repo-root", str(repo),
                               "--manifest", str(manifest), "--tag", "digits"]) == 0
     weights = json.loads(manifest.read_text())["weights"]
+    assert weights.pop("wrn16_4.cifar10") == other and not stale.exists()
     assert set(weights) == {"wrn16_2.digits", "wrn16_2_gc_n2.digits", "wrn16_2_gc2l_n2.digits"}
+    assert {e["dataset"] for e in weights.values()} == {"digits"}
     import tglc_zoo
     from tglc_zoo.util.hashing import sha256_file
     for name, entry in weights.items():
