@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -32,6 +33,7 @@ from tglc_zoo.util.atomic import atomic_write, atomic_write_json
 from ..markdown import replace_section
 from .grid import (
     PRESETS,
+    TARGETS,
     StudyConfig,
     aggregate,
     claim_verdict,
@@ -41,6 +43,8 @@ from .grid import (
     plot_training_loss,
     record_path,
     run_one,
+    target_checks,
+    target_lines,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +123,9 @@ def check_same_config(docs: Path, cfg: StudyConfig) -> None:
     atomic_write_json(path, current)
 
 
-def report(docs: Path, cfg: StudyConfig) -> dict:
+def report(docs: Path, cfg: StudyConfig, targets: dict[str, Any] | None = None) -> dict:
+    """results.json, results.md and the two plots from the finished records; ``targets`` (keywords of
+    ``target_checks``) adds the preset's targets, met or missed."""
     plan = cfg.plan()
     results = finished_results(docs / "runs", plan)
     agg = aggregate(results)
@@ -129,7 +135,8 @@ def report(docs: Path, cfg: StudyConfig) -> dict:
         "study": cfg.to_dict(), "planned_runs": len(plan), "finished_runs": len(results),
         "hardware": hardware, "torch": torch.__version__, "python": platform.python_version(),
         "total_train_time_s": sum(r["train_time_s"] for r in results),
-        "cells": agg, "verdict": claim_verdict(agg),
+        "cells": agg, "verdict": claim_verdict(agg, cfg.baselines),
+        "targets": target_checks(agg, **targets) if targets is not None else [],
         "runs": results,
     }
     atomic_write_json(docs / "results.json", payload)
@@ -138,6 +145,8 @@ def report(docs: Path, cfg: StudyConfig) -> dict:
     md = [f"# {title}: test error (%) vs number of groups", "",
           f"{len(results)}/{len(plan)} runs finished; cells show mean ± std over seeds (runs, parameters).", "",
           table, "", "## What the numbers say", "", *[f"- {v}" for v in payload["verdict"]], "",
+          *(["## Targets", "", *[f"- {v}" for v in target_lines(payload["targets"])], ""] if payload["targets"]
+            else []),
           f"Hardware: {', '.join(hardware) or 'n/a'}; total training time "
           f"{payload['total_train_time_s'] / 3600:.2f} h.",
           "", "![test error vs N](error_vs_groups.png)", "", "![training loss](training_loss.png)", ""]
@@ -184,6 +193,8 @@ def model_card_section(payload: dict, docs: Path, card_dir: Path) -> str:
              f"{payload['total_train_time_s'] / 3600:.2f} h). Test error (%) after the last epoch, mean ± std over "
              "seeds (number of runs, parameters):", "", markdown_table(payload["cells"], groups), "",
              "What the numbers say (computed by the script):", "", *[f"- {v}" for v in payload["verdict"]], "",
+             *(["Targets (computed by the script):", "", *[f"- {v}" for v in target_lines(payload["targets"])], ""]
+               if payload.get("targets") else []),
              f"![test error vs N]({rel}/error_vs_groups.png)", "", f"![training loss]({rel}/training_loss.png)", "",
              f"Full results: [{rel}/results.md]({rel}/results.md), [{rel}/results.json]({rel}/results.json)."]
     return "\n".join(lines)
@@ -222,12 +233,12 @@ def main(argv: list[str] | None = None) -> int:
                     ship_finished(args, cfg, study_dir, docs, log)
     if args.ship:
         ship_finished(args, cfg, study_dir, docs, print)
-    payload = report(docs, cfg)
+    payload = report(docs, cfg, TARGETS.get(args.preset))
     if str(args.model_card) and args.model_card.is_file():
         section = model_card_section(payload, docs, args.model_card.parent)
         replace_section(args.model_card, CARD_SECTIONS[args.preset], section)
     print(markdown_table(payload["cells"], cfg.groups))
-    for line in payload["verdict"]:
+    for line in [*payload["verdict"], *target_lines(payload["targets"])]:
         print("-", line)
     print(f"{payload['finished_runs']}/{payload['planned_runs']} runs finished; report in {docs}")
     return 0

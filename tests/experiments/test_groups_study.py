@@ -12,6 +12,8 @@ from experiments.fmnist_study.grid import (
     claim_verdict,
     markdown_table,
     seed_noise,
+    target_checks,
+    target_lines,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -139,3 +141,48 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
         assert entry["pretrained_cfg"]["input_size"][0] == 1
     with pytest.raises(SystemExit, match="another configuration"):
         mod.main(common[:-2] + ["--epochs", "2"])
+
+
+def test_last_claim_compares_gc2l_with_the_baselines_the_study_trains():
+    # the decisive study trains Shuffle but not FLGC: its last claim is about Shuffle alone
+    agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 8.0))
+    del agg["flgc"]
+    assert StudyConfig(conv_types=("gc", "gc2l", "shuffle")).baselines == ("shuffle",)
+    last = claim_checks(agg, ("shuffle",))[-1]
+    assert last["claim"] == "GC-2L beats Shuffle at large N" and last["holds"]
+    assert "lower by more than 0.28 points vs Shuffle N=16" in last["detail"]
+    assert claim_checks(agg)[-1]["holds"] is None  # by default FLGC is expected, and it is missing
+
+
+def test_targets_are_measured_against_the_seed_spread():
+    agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0), sc=(5.8, 6.0))
+    sc, lead = target_checks(agg, sc_top1=94.0, groups=16)
+    assert sc["met"] and "SC top-1 94.10 % (mean of 2 seeds), +0.10 points" in sc["detail"]
+    assert lead["met"] and "+5.40 points below GC's" in lead["detail"] and "2σ = 0.28" in lead["detail"]
+    assert not target_checks(agg, sc_top1=94.2)[0]["met"]
+    close = _grid(gc=(9.0, 8.8), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
+    assert target_checks(close)[1]["met"] is False  # ahead by 0.2, inside 2σ = 0.28
+    one_seed = aggregate([_record("gc", 16, 0, 9.0), _record("gc2l", 16, 0, 8.0)])
+    assert [c["met"] for c in target_checks(one_seed)] == [None, None]
+    assert target_lines(target_checks(one_seed))[1].endswith("not measured yet (no cell has two seeds yet: the seed "
+                                                             "spread is unknown).")
+
+
+def test_full_report_states_its_targets_and_compares_with_shuffle_only(tmp_path):
+    mod = importlib.import_module("experiments.fmnist_study.__main__")
+    from experiments.fmnist_study.grid import PRESETS, TARGETS
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for conv, n, seed, err in [("sc", 1, 0, 6.5), ("gc", 16, 0, 9.0), ("gc", 16, 1, 9.4), ("gc2l", 16, 0, 7.5),
+                               ("gc2l", 16, 1, 7.7), ("shuffle", 16, 0, 7.9)]:
+        model = "wrn16_2" if conv == "sc" else f"wrn16_2_{conv}_n{n}"
+        rec = {**_record(conv, n, seed, err), "model": model, "run_id": f"{model}_s{seed}"}
+        (runs / f"{model}_s{seed}.json").write_text(json.dumps(rec))
+    payload = mod.report(tmp_path, PRESETS["full"], TARGETS["full"])
+    assert payload["finished_runs"] == 6 and payload["planned_runs"] == 21
+    assert [t["met"] for t in payload["targets"]] == [False, True]
+    md = (tmp_path / "results.md").read_text()
+    assert "## Targets" in md and "- SC top-1 ≥ 94.0 %: missed (SC top-1 93.50 % (mean of 1 seed)" in md
+    assert "GC-2L beats Shuffle at large N: holds" in md and "FLGC" not in md
+    assert "targets" not in json.dumps(mod.report(tmp_path, PRESETS["full"])["targets"])  # no targets: none reported
