@@ -188,7 +188,8 @@ def _cell(c: dict[str, Any]) -> str:
 
 
 def plot_error_vs_groups(agg: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> None:
-    """Figure 5 style: test error against N, one line per conv type, SC as a horizontal reference."""
+    """Figure 5 style: test error against N, one line per conv type (mean ± std, every seed as a dot), SC as a
+    horizontal reference with its ± std band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,10 +202,21 @@ def plot_error_vs_groups(agg: dict[str, dict[str, dict[str, Any]]], path: Path, 
         ns = sorted(int(n) for n in agg[conv_type])
         means = [agg[conv_type][str(n)]["err_mean"] for n in ns]
         stds = [agg[conv_type][str(n)]["err_std"] for n in ns]
-        ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=CONV_LABELS[conv_type])
+        line = ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=CONV_LABELS[conv_type])
+        for n in ns:  # every seed, as a small dot beside its cell's mean
+            errs = agg[conv_type][str(n)]["errs"]
+            if len(errs) > 1:
+                ax.scatter([n * 1.04] * len(errs), errs, s=9, alpha=0.6, color=line.lines[0].get_color())
     if "sc" in agg:
-        ax.axhline(agg["sc"]["1"]["err_mean"], color="black", linestyle="--", label="SC")
+        sc = agg["sc"]["1"]
+        ax.axhline(sc["err_mean"], color="black", linestyle="--", label="SC")
+        if len(sc["errs"]) > 1:  # SC's seed spread (± 1 std) as a band
+            ax.axhspan(sc["err_mean"] - sc["err_std"], sc["err_mean"] + sc["err_std"], color="black", alpha=0.08)
     ax.set_xscale("log", base=2)
+    ticks = sorted({int(n) for conv_type, cells in agg.items() if conv_type != "sc" for n in cells})
+    if ticks:
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+        ax.minorticks_off()
     ax.set_xlabel("number of groups N")
     ax.set_ylabel("test error (%)")
     ax.set_title(title)
