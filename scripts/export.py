@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export a tglc_zoo model to ONNX, checked in onnxruntime against eager, with its input config as JSON.
 
-    python scripts/export.py wrn16_2_gc2l_n4.fmnist --output exports/wrn16_2_gc2l_n4
+    python scripts/export.py wrn16_2_gc2l_n16.fmnist --output exports/wrn16_2_gc2l_n16
     python scripts/export.py ckpt/ --output exports/mine --torch-export --torchscript
     python scripts/export.py wrn16_4_gc2l_n4 --random-init --output exports/untrained
 

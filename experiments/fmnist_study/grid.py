@@ -408,6 +408,8 @@ def claim_verdict(agg: dict[str, dict[str, dict[str, Any]]],
         return ["No GC/GC-2L pair has finished yet: nothing to conclude."]
     checks = claim_checks(agg, baselines)
     out = [overall_verdict(checks)]
+    if seed_noise(agg) is None:
+        out[0] += " Provisional: no cell has two seeds, so no difference has been tested against the noise."
     for c in checks:
         mark = {True: "holds", False: "does not hold", None: "not measured"}[c["holds"]]
         out.append(f"{c['claim']}: {mark} ({c['detail']}).")

@@ -61,9 +61,15 @@ def write_card(folder: Path, name: str, entry: dict[str, Any], dataset_name: str
     """The shipped folder's model card, for the Hub: the tag's metrics, the cell's spread, the recipe."""
     config = json.loads((folder / CONFIG_NAME).read_text())
     cell = entry.get("cell") or {}
-    spread = (f" Its cell ({len(cell['seeds'])} seeds: {cell['seeds']}) has top-1 {cell['top1_mean']:.2f} ± "
-              f"{cell['top1_std']:.2f} % (mean ± std); this is its {entry.get('selected', 'chosen')} seed, "
-              f"run `{entry['run_id']}`." if cell else "")
+    if not cell:
+        spread = ""
+    elif len(cell["seeds"]) == 1:
+        spread = (f" It is its cell's only finished seed so far (run `{entry['run_id']}`), so the cell's seed spread "
+                  "is not known yet.")
+    else:
+        spread = (f" Its cell ({len(cell['seeds'])} seeds: {cell['seeds']}) has top-1 {cell['top1_mean']:.2f} ± "
+                  f"{cell['top1_std']:.2f} % (mean ± std); this is its {entry.get('selected', 'chosen')} seed, "
+                  f"run `{entry['run_id']}`.")
     description = (f"`{name}`: {config['architecture']} trained on {dataset_name} by tglc_zoo's Fashion-MNIST study; "
                    f"top-1 {entry['metrics']['top1']:.2f} % on the full test set.{spread} Home: "
                    f"[{entry['hf_hub_id']}](https://huggingface.co/{entry['hf_hub_id']}).")

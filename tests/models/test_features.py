@@ -133,7 +133,7 @@ def test_features_only_defaults_bad_options_and_pretrained():
     with pytest.raises(ValueError, match=r"unknown feature_cls 'graph'.*valid choices: \['list', 'dict', 'hook'"):
         tglc_zoo.create_model("wrn16_2", features_only=True, feature_cls="graph")
     # pretrained weights load before wrapping: the backbone computes the checkpoint's features
-    tag = tglc_zoo.list_models("wrn16_2_gc2l_n4*", pretrained=True)[0]
+    tag = tglc_zoo.list_models("wrn16_2_gc2l_n*.*", pretrained=True)[0]
     full = tglc_zoo.create_model(tag, pretrained=True).eval()
     backbone = timm.create_model(tag, pretrained=True, features_only=True, out_indices=(3,)).eval()
     x = torch.randn(2, *full.pretrained_cfg["input_size"])
