@@ -205,7 +205,7 @@ def test_every_tag_config_describes_its_model(tagged):
 def test_pretrained_true_on_an_untagged_name_loads_its_first_tag():
     """``pretrained=True`` still loads weights: the untagged name's first tag with weights (manifest order),
     through tglc_zoo and timm alike; a name with no tag says where weights can come from."""
-    name = "wrn16_2_gc2l_n4"
+    name = "wrn16_2_gc2l_n16"
     tag = default_weights_tag(name)
     assert tag is not None and f"{name}.{tag}" in TAGGED
     want = tglc_zoo.create_model(f"{name}.{tag}", pretrained=True).state_dict()

@@ -112,8 +112,9 @@ def test_onnx_matches_eager_in_onnxruntime(name, tmp_path):
 
 @pytest.mark.slow
 def test_export_script_writes_onnx_and_input_config_for_a_shipped_checkpoint(tmp_path):
-    """``scripts/export.py`` on a shipped FLGC checkpoint: the ONNX model, fed real Fashion-MNIST test images
-    through the transform its input_config.json describes, predicts what the eager model predicts."""
+    """``scripts/export.py`` on a shipped GC-2L checkpoint: the ONNX model, fed real Fashion-MNIST test images
+    through the transform its input_config.json describes, predicts what the eager model predicts. (FLGC,
+    which no tag ships, is exported deployed in the tests above.)"""
     pytest.importorskip("onnxruntime")
     from timm.data import create_transform, resolve_data_config
     from torchvision.transforms.functional import to_pil_image
@@ -123,7 +124,7 @@ def test_export_script_writes_onnx_and_input_config_for_a_shipped_checkpoint(tmp
     spec = importlib.util.spec_from_file_location("export_cli", ROOT / "scripts" / "export.py")
     export_cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(export_cli)
-    tag = next(t for t in tglc_zoo.list_models("*_flgc_*", pretrained=True))
+    tag = next(t for t in tglc_zoo.list_models("*_gc2l_n16*", pretrained=True))
     assert export_cli.main([tag, "--output", str(tmp_path / "out")]) == 0
     config = json.loads((tmp_path / "out" / "input_config.json").read_text())
     model = tglc_zoo.from_pretrained(tag).eval()
