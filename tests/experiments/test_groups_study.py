@@ -50,6 +50,7 @@ def test_aggregate_table_and_verdict():
     assert "| GC | — | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC | 8.10 ± 0.14" in table
     verdict = " ".join(claim_verdict(agg))
     assert "lower mean at N = [4, 16] of [4, 16]" in verdict
+    assert "Provisional: 3 of 6 cells have one seed" in verdict
     assert "grows monotonically" in verdict
     # FLGC was not run at N = 16, so the large-N comparison cannot be made
     assert "GC-2L beats Shuffle and FLGC at large N: not measured" in verdict
@@ -162,6 +163,12 @@ def test_targets_are_measured_against_the_seed_spread():
     assert not target_checks(agg, sc_top1=94.2)[0]["met"]
     close = _grid(gc=(9.0, 8.8), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
     assert target_checks(close)[1]["met"] is False  # ahead by 0.2, inside 2σ = 0.28
+    # SC's two seeds give a spread, but one run each of GC and GC-2L does not make a mean to test
+    single = aggregate([_record("sc", 1, 0, 6.0), _record("sc", 1, 1, 6.2), _record("gc", 16, 0, 9.0),
+                        _record("gc2l", 16, 0, 8.0)])
+    lead = target_checks(single)[1]
+    assert lead["met"] is None and "need two seeds each (now 1 and 1); their single-run difference is +1.00" in \
+        lead["detail"]
     one_seed = aggregate([_record("gc", 16, 0, 9.0), _record("gc2l", 16, 0, 8.0)])
     assert [c["met"] for c in target_checks(one_seed)] == [None, None]
     assert target_lines(target_checks(one_seed))[1].endswith("not measured yet (no cell has two seeds yet: the seed "
