@@ -34,16 +34,18 @@ STUDY_RESULTS = (REPO / "docs" / "fmnist_study_full" / "results.json", REPO / "d
 CHECK_IMAGES = 2000
 
 
-def study_spread() -> tuple[float | None, str]:
-    """The pooled seed-to-seed standard deviation (test error, points) the study measured, and where from."""
+def study_spread() -> tuple[float | None, str, int | None]:
+    """The pooled seed-to-seed standard deviation (test error, points) the study measured, where from, and the
+    number of epochs of the study's runs it was measured on."""
     for path in STUDY_RESULTS:
         if path.is_file():
-            stds = [c["err_std"] for cells in json.loads(path.read_text())["cells"].values() for c in cells.values()
-                    if len(c["errs"]) > 1]
+            results = json.loads(path.read_text())
+            stds = [c["err_std"] for cells in results["cells"].values() for c in cells.values() if len(c["errs"]) > 1]
             if stds:
                 pooled = (sum(s * s for s in stds) / len(stds)) ** 0.5
-                return pooled, f"{path.relative_to(REPO)} ({len(stds)} cells with several seeds)"
-    return None, "no study results yet"
+                return (pooled, f"{path.relative_to(REPO)} ({len(stds)} cells with several seeds)",
+                        results["study"].get("epochs"))
+    return None, "no study results yet", None
 
 
 def recovery(sc: float, gc: float, gc2l: float) -> float | None:
@@ -144,14 +146,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     sc, gc, gc2l = (r["test_acc"] for r in rows)
     share = recovery(sc, gc, gc2l)
-    spread, spread_src = study_spread()
+    spread, spread_src, spread_epochs = study_spread()
     total = time.perf_counter() - t_start
     title = f"{args.arch} on {dataset}, {args.epochs} epoch(s) on {images} images"
     _plot(rows, spread, out / "main_job.png", title)
     summary = {"dataset": dataset, "epochs": args.epochs, "train_subset": args.train_subset,
                "test_samples": len(test_ds), "threads": torch.get_num_threads(), "total_wall_s": total,
                "gc_loss_points": 100 * (sc - gc), "gc2l_gain_points": 100 * (gc2l - gc), "recovered_share": share,
-               "study_seed_std_points": spread, "study_source": spread_src, "results": rows}
+               "study_seed_std_points": spread, "study_source": spread_src, "study_epochs": spread_epochs,
+               "results": rows}
     atomic_write_json(out / "summary.json", summary)
     print(f"\n{title}, test accuracy on {len(test_ds)} images:")
     print(f"{'model':<22}{'conv':<14}{'params':>10}{'top-1 %':>9}{'error %':>9}{'train s':>9}")
@@ -160,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * (1 - r['test_acc']):>9.2f}{r['train_wall_s']:>9.0f}")
     noise = (f"the study's seed-to-seed spread is ±{spread:.2f} points (pooled std over {spread_src}), so differences "
              f"below ~{2 * spread:.1f} points are noise" if spread is not None else "no seed spread measured yet")
+    if spread is not None and spread_epochs is not None and args.epochs < spread_epochs:
+        noise += (f" for the study's {spread_epochs}-epoch runs; these {args.epochs}-epoch runs are further from "
+                  "converged and their own seed spread is not measured, so read that bar as a lower bound")
     if share is None:
         print(f"[main] GC lost nothing against SC here; {noise}.")
     else:

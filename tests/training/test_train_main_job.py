@@ -28,10 +28,13 @@ def test_main_job_small(tmp_path: Path) -> None:
     assert summary["test_samples"] == 360 and (tmp_path / "main_job.png").stat().st_size > 0
     assert "identical logits to the trained model" in out.stdout and "seed" in out.stdout
     assert ("of GC's loss" in out.stdout) or ("GC lost nothing" in out.stdout)
+    # one epoch against the study's 8-epoch runs: the study's spread is stated as a lower bound for this job
+    assert summary["study_epochs"] > 1 and "lower bound" in out.stdout
 
 
 def test_recovery_share_and_study_spread() -> None:
     assert recovery(0.90, 0.80, 0.85) == pytest.approx(0.5)
     assert recovery(0.9, 0.9, 0.95) is None
-    spread, source = study_spread()
+    spread, source, epochs = study_spread()
     assert spread is not None and spread > 0 and "results.json" in source
+    assert epochs == json.loads((REPO / source.split(" ")[0]).read_text())["study"]["epochs"]
