@@ -419,7 +419,8 @@ def claim_verdict(agg: dict[str, dict[str, dict[str, Any]]],
         out[0] += " Provisional: no cell has two seeds, so no difference has been tested against the noise."
     elif single:
         total = sum(len(cells) for cells in agg.values())
-        out[0] += (f" Provisional: {single} of {total} cells have one seed, so their differences are single runs "
+        verb, their = ("has", "its") if single == 1 else ("have", "their")
+        out[0] += (f" Provisional: {single} of {total} cells {verb} one seed, so {their} differences are single runs "
                    "measured against the spread of the others.")
     for c in checks:
         mark = {True: "holds", False: "does not hold", None: "not measured"}[c["holds"]]

@@ -169,6 +169,11 @@ def test_targets_are_measured_against_the_seed_spread():
     lead = target_checks(single)[1]
     assert lead["met"] is None and ("need two seeds each (now 1 and 1); their difference so far is +1.00 points "
                                     "(GC over 1 seed, GC-2L over 1 seed)") in lead["detail"]
+    one_single = aggregate([_record("sc", 1, 0, 6.0), _record("sc", 1, 1, 6.2), _record("gc", 16, 0, 9.0),
+                            _record("gc2l", 16, 0, 8.0), _record("gc2l", 16, 1, 8.2), _record("gc", 16, 1, 9.4)])
+    assert "Provisional" not in claim_verdict(one_single)[0]
+    one_single["gc"]["16"] = aggregate([_record("gc", 16, 0, 9.0)])["gc"]["16"]
+    assert "Provisional: 1 of 3 cells has one seed, so its differences" in claim_verdict(one_single)[0]
     one_seed = aggregate([_record("gc", 16, 0, 9.0), _record("gc2l", 16, 0, 8.0)])
     assert [c["met"] for c in target_checks(one_seed)] == [None, None]
     assert target_lines(target_checks(one_seed))[1].endswith("not measured yet (no cell has two seeds yet: the seed "
