@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from experiments.fmnist_study.grid import seed_noise, seed_stds
 from tglc_zoo.data import DataNotFoundError, build_datasets
 from tglc_zoo.training import TrainConfig, load_checkpoint, train
 from tglc_zoo.training.publish import model_from_checkpoint
@@ -40,10 +41,10 @@ def study_spread() -> tuple[float | None, str, int | None]:
     for path in STUDY_RESULTS:
         if path.is_file():
             results = json.loads(path.read_text())
-            stds = [c["err_std"] for cells in results["cells"].values() for c in cells.values() if len(c["errs"]) > 1]
-            if stds:
-                pooled = (sum(s * s for s in stds) / len(stds)) ** 0.5
-                return (pooled, f"{path.relative_to(REPO)} ({len(stds)} cells with several seeds)",
+            cells = results["cells"]
+            pooled = seed_noise(cells)
+            if pooled is not None:
+                return (pooled, f"{path.relative_to(REPO)} ({len(seed_stds(cells))} cells with several seeds)",
                         results["study"].get("epochs"))
     return None, "no study results yet", None
 

@@ -263,14 +263,14 @@ def _save_fig(fig: Any, path: Path) -> None:
         plt.close(fig)
 
 
-def _seed_stds(agg: dict[str, dict[str, dict[str, Any]]]) -> list[float]:
+def seed_stds(agg: dict[str, dict[str, dict[str, Any]]]) -> list[float]:
     """The seed-to-seed standard deviation of every cell run with several seeds."""
     return [c["err_std"] for t in agg.values() for c in t.values() if len(c["errs"]) > 1]
 
 
 def seed_noise(agg: dict[str, dict[str, dict[str, Any]]]) -> float | None:
     """Pooled seed-to-seed standard deviation (points) over the cells run with several seeds; None if none."""
-    stds = _seed_stds(agg)
+    stds = seed_stds(agg)
     return statistics.fmean(s ** 2 for s in stds) ** 0.5 if stds else None
 
 
@@ -438,7 +438,7 @@ def claim_verdict(agg: dict[str, dict[str, dict[str, Any]]],
                    f"({'grows monotonically' if grows else 'not monotone'} with N).")
     noise = seed_noise(agg)
     if noise is not None:
-        stds = _seed_stds(agg)
+        stds = seed_stds(agg)
         out.append(f"Seed-to-seed standard deviation where measured: {min(stds):.2f}–{max(stds):.2f} points "
                    f"(pooled {noise:.2f}); a difference counts as real above {2 * noise:.2f} points.")
     else:
