@@ -372,10 +372,11 @@ def target_checks(agg: dict[str, dict[str, dict[str, Any]]], *, sc_top1: float =
                                f"{_seeds(n_gc)}, GC-2L over {_seeds(n_gc2l)}) against 2σ = {2 * noise:.2f}"))
     else:
         lead = gc["err_mean"] - gc2l["err_mean"]
+        side = "below" if lead >= 0 else "above"
         out.append(dict(target=target, met=lead > 2 * noise,
-                        detail=f"GC-2L's error is {lead:+.2f} points below GC's (means of {_seeds(len(gc2l['errs']))} "
-                               f"and {_seeds(len(gc['errs']))}); 2σ = {2 * noise:.2f} points (σ = {noise:.2f}, "
-                               "pooled)"))
+                        detail=f"GC-2L's error is {abs(lead):.2f} points {side} GC's (means of "
+                               f"{_seeds(len(gc2l['errs']))} and {_seeds(len(gc['errs']))}); "
+                               f"2σ = {2 * noise:.2f} points (σ = {noise:.2f}, pooled)"))
     return out
 
 
