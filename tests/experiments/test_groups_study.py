@@ -159,12 +159,12 @@ def test_targets_are_measured_against_the_seed_spread():
     agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0), sc=(5.8, 6.0))
     sc, lead = target_checks(agg, sc_top1=94.0, groups=16)
     assert sc["met"] and "SC top-1 94.10 % (mean of 2 seeds), +0.10 points" in sc["detail"]
-    assert lead["met"] and "5.40 points below GC's" in lead["detail"] and "2σ = 0.28" in lead["detail"]
+    assert lead["met"] and "error is 5.40 points below GC's" in lead["detail"] and "2σ = 0.28" in lead["detail"]
     assert not target_checks(agg, sc_top1=94.2)[0]["met"]
     close = _grid(gc=(9.0, 8.8), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
     assert target_checks(close)[1]["met"] is False  # ahead by 0.2, inside 2σ = 0.28
     behind = target_checks(_grid(gc=(9.0, 8.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0)))[1]
-    assert behind["met"] is False and "0.60 points above GC's" in behind["detail"]
+    assert behind["met"] is False and "error is 0.60 points above GC's" in behind["detail"]
     # SC's two seeds give a spread, but one run each of GC and GC-2L does not make a mean to test
     single = aggregate([_record("sc", 1, 0, 6.0), _record("sc", 1, 1, 6.2), _record("gc", 16, 0, 9.0),
                         _record("gc2l", 16, 0, 8.0)])
