@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from experiments.fmnist_study.grid import seed_noise, seed_stds
+from experiments.fmnist_study.grid import recovery, seed_noise, seed_stds
 from tglc_zoo.data import DataNotFoundError, build_datasets
 from tglc_zoo.training import TrainConfig, load_checkpoint, train
 from tglc_zoo.training.publish import model_from_checkpoint
@@ -47,11 +47,6 @@ def study_spread() -> tuple[float | None, str, int | None]:
                 return (pooled, f"{path.relative_to(REPO)} ({len(seed_stds(cells))} cells with several seeds)",
                         results["study"].get("epochs"))
     return None, "no study results yet", None
-
-
-def recovery(sc: float, gc: float, gc2l: float) -> float | None:
-    """The share of GC's accuracy loss (SC − GC) that GC-2L wins back: (GC-2L − GC) / (SC − GC)."""
-    return (gc2l - gc) / (sc - gc) if sc != gc else None
 
 
 def _plot(rows: list[dict[str, Any]], spread: float | None, path: Path, title: str) -> None:

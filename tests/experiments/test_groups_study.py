@@ -69,6 +69,14 @@ def test_verdict_supports_claim_when_numbers_do():
     assert seed_noise(agg) == pytest.approx(0.1 * 2 ** 0.5)
     assert all(c["holds"] for c in claim_checks(agg))
     assert claim_verdict(agg)[0].startswith("Verdict: our numbers support the paper's claim")
+    # SC 8.1: at N = 4 GC-2L wins back (9.0 - 8.5) / 0.9 of GC's gap, at N = 16 (14.0 - 8.6) / 5.9
+    gaps = next(line for line in claim_verdict(agg) if line.startswith("Error gap to SC"))
+    assert "N=4: GC +0.90, GC-2L +0.40 (GC-2L wins back 56 % of GC's gap)" in gaps
+    assert "N=16: GC +5.90, GC-2L +0.50 (GC-2L wins back 92 % of GC's gap)" in gaps
+    # no share where GC-2L is behind GC (the short study's N = 2)
+    behind = _grid(gc=(9.0, 14.0), gc2l=(9.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
+    gaps = next(line for line in claim_verdict(behind) if line.startswith("Error gap to SC"))
+    assert "N=4: GC +0.90, GC-2L +1.40," in gaps and "wins back 92 %" in gaps and gaps.count("wins back") == 1
 
 
 def test_verdict_says_when_numbers_contradict_claim():
