@@ -4,16 +4,21 @@ For a layer with kernel ``d×d``, stride and padding, every output pixel sees on
 ``x ∈ R^{n·d²}`` (a column of ``F.unfold``, channel-major, the order of ``weight.reshape(m, -1)``).
 ``C = E[x xᵀ]`` over all patches of all calibration images turns the kernel error into the mean
 squared output error: ``E‖(W − A) x‖² = tr((W − A) C (W − A)ᵀ)``.
+
+Calibration data must be finite: a batch holding NaN or inf is refused as it is read
+(:func:`iter_batches`), and so is a moment that comes out non-finite (a model that overflows on the data).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sized
+from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .spec import ConversionError
 from .surgery import conv_geometry
 
 CalibrationData = torch.Tensor | Iterable[Any]
@@ -32,16 +37,26 @@ def _inputs(batch: Any) -> torch.Tensor:
                     f"'image'/'input'; got {type(batch).__name__}")
 
 
+def _finite(index: int, images: torch.Tensor) -> torch.Tensor:
+    bad = int((~torch.isfinite(images)).sum()) if images.is_floating_point() else 0
+    if bad:
+        raise ConversionError(f"calibration batch {index} (shape {tuple(images.shape)}) holds {bad} non-finite values "
+                              "(NaN or inf); calibration images must be finite")
+    return images
+
+
 def iter_batches(data: CalibrationData, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[torch.Tensor]:
     """Image batches from a tensor ``(B, C, H, W)`` (split into ``batch_size`` chunks) or an iterable
-    of batches (a ``DataLoader``, a list of tensors or of ``(images, labels)`` pairs)."""
+    of batches (a ``DataLoader``, a list of tensors or of ``(images, labels)`` pairs), each checked to be
+    finite (:class:`~.spec.ConversionError` naming the batch otherwise)."""
     if isinstance(data, torch.Tensor):
         if data.dim() != 4:
             raise ValueError(f"calibration tensor must be (B, C, H, W), got shape {tuple(data.shape)}")
-        yield from data.split(batch_size)
-        return
-    for batch in data:
-        yield _inputs(batch)
+        batches: Iterable[Any] = data.split(batch_size)
+    else:
+        batches = (_inputs(batch) for batch in data)
+    for i, images in enumerate(batches):
+        yield _finite(i, images)
 
 
 def reiterable(data: CalibrationData) -> CalibrationData:
@@ -49,6 +64,18 @@ def reiterable(data: CalibrationData) -> CalibrationData:
     if isinstance(data, torch.Tensor) or iter(data) is not data:
         return data
     return list(data)  # a one-shot iterator (e.g. a generator)
+
+
+@contextmanager
+def modes_restored(model: nn.Module) -> Iterator[nn.Module]:
+    """``model``, with every module's train/eval mode put back on exit (``model.train(was)`` would set them all,
+    and a frozen BatchNorm kept in eval mode inside a training model would come back in training mode)."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _patch_dim(conv: nn.Conv2d) -> int:
@@ -60,7 +87,7 @@ def input_moments(model: nn.Module, layers: Mapping[str, nn.Conv2d], data: Calib
                   memory_bytes: int = DEFAULT_MEMORY_BYTES) -> dict[str, torch.Tensor]:
     """``{name: E[x xᵀ]}`` (float64, ``D × D``) of the input patches of each ``layers[name]`` of ``model``.
 
-    The model runs in eval mode under ``torch.no_grad`` (its mode is restored). Layers are processed in
+    The model runs in eval mode under ``torch.no_grad`` (every module's mode is restored). Layers are processed in
     chunks whose matrices fit ``memory_bytes``; each chunk is one pass over ``data``.
     """
     for name, conv in layers.items():
@@ -79,14 +106,11 @@ def input_moments(model: nn.Module, layers: Mapping[str, nn.Conv2d], data: Calib
         chunks[-1].append(name)
         used += size
     moments: dict[str, torch.Tensor] = {}
-    was_training = model.training
     device = next(model.parameters()).device
-    model.eval()
-    try:
+    with modes_restored(model):
+        model.eval()
         for chunk in chunks:
             moments.update(_one_pass(model, {n: layers[n] for n in chunk}, data, batch_size, max_batches, device))
-    finally:
-        model.train(was_training)
     return moments
 
 
@@ -120,6 +144,10 @@ def _one_pass(model: nn.Module, layers: Mapping[str, nn.Conv2d], data: Calibrati
     empty = [n for n, c in counts.items() if c == 0]
     if empty:
         raise ValueError(f"calibration data produced no input for layers {empty}; is it empty?")
+    bad = [n for n in layers if not bool(torch.isfinite(sums[n]).all())]
+    if bad:
+        raise ConversionError(f"the inputs of layers {bad[:5]} are not finite on the calibration data (the source "
+                              "model produces NaN or inf from finite images); no layer can be fitted to them")
     return {n: sums[n] / counts[n] for n in layers}
 
 
