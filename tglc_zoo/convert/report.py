@@ -21,6 +21,8 @@ class LayerReport:
     calibrated: bool
     iterations: int
     reference: float = 0.0        # ‖W‖² in the metric of the fit (weights the layer in a model-level error)
+    aliases: tuple[str, ...] = ()  # other names of this very module, replaced with it
+    tied: tuple[str, ...] = ()     # other replaced layers that held the same weight: one fit, shared parameters
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,6 +36,7 @@ class SkippedConv:
     shape: tuple[int, ...]
     groups: int
     reason: str
+    aliases: tuple[str, ...] = ()  # other names of this very module, kept with it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,8 +105,13 @@ class ConversionReport:
         if self.flops_before is not None and self.flops_after is not None:
             lines.append(f"FLOPs/image at {self.input_size}: {self.flops_before:,} -> {self.flops_after:,}")
         for r in self.layers:
-            lines.append(f"  replaced {r.name}: {r.conv_type} {r.shape}, relative error {r.relative_error:.4f} "
-                         f"(block Jacobi {r.relative_block_jacobi_error:.4f})")
+            lines.append(f"  replaced {r.name}{_also(r.aliases)}: {r.conv_type} {r.shape}, relative error "
+                         f"{r.relative_error:.4f} (block Jacobi {r.relative_block_jacobi_error:.4f})"
+                         + (f", weights tied with {', '.join(r.tied)}" if r.tied else ""))
         for s in self.skipped:
-            lines.append(f"  kept     {s.name}: {s.shape}, {s.reason}")
+            lines.append(f"  kept     {s.name}{_also(s.aliases)}: {s.shape}, {s.reason}")
         return "\n".join(lines)
+
+
+def _also(names: tuple[str, ...]) -> str:
+    return f" (also {', '.join(names)})" if names else ""
