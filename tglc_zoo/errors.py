@@ -11,8 +11,8 @@ from __future__ import annotations
 __all__ = [
     "TglcZooError", "UnknownChoiceError", "ModelArgumentError", "ExportError",
     "CheckpointError", "CheckpointNotFoundError", "CorruptCheckpointError", "UnsafeCheckpointError",
-    "HashMismatchError", "ConfigError", "StateDictMismatchError", "DownloadTimeoutError",
-    "DataNotFoundError", "RunExistsError", "ModelDatasetMismatchError",
+    "HashMismatchError", "HubFileNotFoundError", "ConfigError", "StateDictMismatchError", "DownloadTimeoutError",
+    "DataNotFoundError", "RunExistsError", "RunLockedError", "TrainingInterrupted", "ModelDatasetMismatchError",
     "GroupParallelError", "CollectiveError",
 ]
 
@@ -40,6 +40,10 @@ class CheckpointError(TglcZooError, ValueError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The source names nothing that exists (locally, in a cache, or on the Hub)."""
+
+
+class HubFileNotFoundError(CheckpointNotFoundError):
+    """The Hugging Face repo and revision exist, but hold no file of that name."""
 
 
 class CorruptCheckpointError(CheckpointError):
@@ -74,6 +78,18 @@ class DataNotFoundError(TglcZooError, FileNotFoundError):
 
 class RunExistsError(TglcZooError, FileExistsError):
     """The output folder already holds a run (or files that are not a run's) and ``--resume`` was not given."""
+
+
+class RunLockedError(RunExistsError):
+    """Another trainer is writing the run folder (the message names it: pid, host, start time)."""
+
+
+class TrainingInterrupted(TglcZooError, KeyboardInterrupt):
+    """SIGTERM or SIGINT stopped a run after it saved a checkpoint; the message says how to resume."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 class ModelDatasetMismatchError(TglcZooError, ValueError):

@@ -15,19 +15,11 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from .checkpoint import (
-    ConfigError,
-    make_config,
-    render_model_card,
-    resolve_source,
-    upload_checkpoint_folder,
-    write_checkpoint_folder,
-)
-from .checkpoint.sources import local_kind
-from .convert.rebuild import GROUPED_ARCH, grouped_checkpoint_config, is_grouped, load_grouped
-from .loading import PRETRAINED_CFG_FIELDS
+from .builder import PRETRAINED_CFG_FIELDS
+from .checkpoint import make_config, render_model_card, upload_checkpoint_folder, write_checkpoint_folder
+from .convert.rebuild import grouped_checkpoint_config, is_grouped
 from .models._base import ZooModel
-from .registry import create_model, is_model, list_models
+from .registry import create_model_from_source
 from .weights import load_manifest
 
 __all__ = ["checkpoint_config", "from_pretrained", "pretrained_metrics", "push_to_hub", "save_pretrained"]
@@ -74,40 +66,30 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, metr
 def from_pretrained(source: str | os.PathLike[str], *, num_classes: int | None = None, in_chans: int | None = None,
                     map_location: str | torch.device = "cpu", revision: str | None = None,
                     local_files_only: bool | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                    max_params: int | None = None, trust_base: bool | None = None,
                     **model_kwargs: Any) -> nn.Module:
     """Build the model a checkpoint describes and load its weights strictly.
 
     Args:
         source: a pretrained tag (``wrn16_4_gc2l_n4.fmnist``), a checkpoint folder, a ``.safetensors``
             file, an ``https://``/``file://`` URL of one, or a Hugging Face repo id (``org/name``,
-            ``hf-hub:org/name``).
+            ``hf-hub:org/name``; a tag's repo ``tglc-zoo/<model>.<tag>`` loads from the in-repo mirror
+            when it exists).
         num_classes: a new head size (the classifier is re-initialised; logged).
         in_chans: a new number of input channels (the stem is adapted; logged).
         map_location: device the model and its weights are placed on.
         revision: Hub branch, tag or commit.
         local_files_only: never download (``None``: huggingface_hub's default, ``HF_HUB_OFFLINE``).
         cache_dir: cache for Hub / URL downloads.
+        max_params: the most parameters (and buffers) the checkpoint's config may ask for
+            (default ``$TGLC_ZOO_MAX_PARAMS`` or 3e9; see docs/loading.md).
+        trust_base: let a converted checkpoint's base spec name weights, files or remote bases.
         **model_kwargs: further model arguments (e.g. ``drop_rate``) overriding the checkpoint's.
     """
-    target = {k: v for k, v in dict(num_classes=num_classes, in_chans=in_chans, **model_kwargs).items()
-              if v is not None}
-    text = os.fspath(source)
-    if text in load_manifest() and local_kind(Path(text).expanduser()) is None:  # a local path wins over a tag
-        model = create_model(text, pretrained=True, cache_dir=cache_dir, **target)
-        return model.to(map_location)
-    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
-    if resolved.config is None:
-        raise ConfigError(f"{resolved.origin} carries no config (no config.json, no config in the safetensors "
-                          "metadata); build the model yourself: tglc_zoo.create_model(<name>, pretrained="
-                          f"{text!r})")
-    arch = resolved.config["architecture"]
-    if arch == GROUPED_ARCH:  # a converted timm/torchvision CNN: rebuilt from its grouping spec
-        return load_grouped(resolved, **target).to(map_location)
-    if not is_model(arch):
-        raise ConfigError(f"{resolved.origin}: its config names architecture {arch!r}, which tglc_zoo does not "
-                          f"have; registered architectures look like {list_models()[:6]}... "
-                          "(see tglc_zoo.list_models())")
-    model = create_model(arch, pretrained=resolved, **target)  # the builder reads the saved model_args
+    target = {k: v for k, v in dict(num_classes=num_classes, in_chans=in_chans, max_params=max_params,
+                                    trust_base=trust_base, **model_kwargs).items() if v is not None}
+    model = create_model_from_source(source, revision=revision, local_files_only=local_files_only,
+                                     cache_dir=cache_dir, **target)
     return model.to(map_location)
 
 

@@ -14,21 +14,27 @@ it, in manifest order; ``pretrained=True`` on an untagged name loads the first o
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from timm.models import PretrainedCfg, generate_default_cfgs, register_model, split_model_name_tag
-from timm.models import create_model as _timm_create_model
 from torch import nn
 
 from .archs import ARCHS, VARIANTS, Variant, arch_default_cfg, pool_size_for
-from .builder import build_model
+from .builder import Architecture, build_model, build_model_with_cfg, resolve_checkpoint
+from .checkpoint import HF_PREFIX, split_repo_id
+from .checkpoint.sources import local_kind, read_source_config
+from .errors import CheckpointNotFoundError, ConfigError
 from .layers import GROUPED_CONV_TYPES
 from .util.choices import unknown_choice
-from .weights import manifest_cfgs, tags_of
+from .weights import load_manifest, manifest_cfgs, tags_of
 
-__all__ = ["create_model", "is_model", "list_models", "model_entrypoint", "default_cfgs"]
+__all__ = ["create_model", "create_model_from_source", "is_model", "list_models", "model_entrypoint", "default_cfgs",
+           "register_architecture"]
+LOCAL_PREFIX = "local-dir:"
 
 
 def tag_cfg(variant: Variant, tagged: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +85,22 @@ for _v in VARIANTS.values():
     _ENTRYPOINTS[_v.name] = _fn
 
 
+def register_architecture(arch: Architecture) -> Callable[..., nn.Module]:
+    """Register an architecture that is not an :class:`~tglc_zoo.archs.ArchSpec` family — the ``tglc_grouped``
+    of converted models — with tglc_zoo and timm, like any other: ``create_model``, ``from_pretrained`` and
+    timm's ``create_model`` reach it through the one builder (:func:`tglc_zoo.builder.build_model_with_cfg`)."""
+    def entrypoint(pretrained: Any = False, **kwargs: Any) -> nn.Module:
+        return build_model_with_cfg(arch, pretrained, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = arch.name
+    entrypoint.__module__ = __name__
+    entrypoint.__doc__ = type(arch).__doc__
+    fn = register_model(entrypoint)
+    setattr(sys.modules[__name__], arch.name, fn)
+    _ENTRYPOINTS[arch.name] = fn
+    return fn
+
+
 def is_model(name: str) -> bool:
     """True when ``name`` (optionally ``name.tag``) is a tglc_zoo model."""
     return split_model_name_tag(name)[0] in VARIANTS
@@ -106,17 +128,20 @@ def create_model(model_name: str, pretrained: Any = False, **kwargs: Any) -> nn.
 
     Args:
         model_name: a registered name, optionally with a pretrained tag (``wrn16_4_gc2l_n4.fmnist``), or
-            ``hf-hub:org/name`` / ``local-dir:/path`` of a saved tglc_zoo checkpoint (resolved by timm).
+            ``hf-hub:org/name`` / ``local-dir:/path`` of a saved tglc_zoo checkpoint (its ``config.json`` names
+            the architecture; :func:`create_model_from_source`).
         pretrained: load weights: ``True`` (the name's tag, or its default tag) or any source
             :func:`tglc_zoo.from_pretrained` accepts.
         **kwargs: ``num_classes``, ``in_chans``, ``drop_rate``, ``conv_type``, ``groups``, ``conv_kwargs``,
-            and timm's ``pretrained_cfg_overlay`` and ``cache_dir``. ``None`` values are ignored.
+            timm's ``pretrained_cfg_overlay`` and ``cache_dir``, and the limits on what a checkpoint's config
+            may ask for (``max_params``, ``max_modules``, ``trust_base``; docs/loading.md). ``None`` values
+            are ignored.
     """
     if not isinstance(model_name, str):
         raise TypeError(f"model name must be a string, got {model_name!r}")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    if model_name.startswith(("hf-hub:", "local-dir:")):
-        return _timm_create_model(model_name, pretrained=bool(pretrained), **kwargs)
+    if model_name.startswith((HF_PREFIX, LOCAL_PREFIX)):
+        return create_model_from_source(model_name, pretrained=bool(pretrained), **kwargs)
     name, tag = split_model_name_tag(model_name)
     model_entrypoint(name)  # raises with suggestions
     if tag:
@@ -125,4 +150,49 @@ def create_model(model_name: str, pretrained: Any = False, **kwargs: Any) -> nn.
             raise unknown_choice("pretrained tag", tag, [t.rpartition(".")[2] for t in tags],
                                  valid=f"the tags of {name} with weights: {tags or 'none'}")
         kwargs["pretrained_cfg"] = tag
-    return build_model(name, pretrained=pretrained, **kwargs)
+    return model_entrypoint(name)(pretrained=pretrained, **kwargs)
+
+
+def _config_only(origin: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What timm's ``local-dir:``/``hf-hub:`` routes pass an entrypoint for a config read without weights."""
+    where = ({"source": "hf-hub", "hf_hub_id": split_repo_id(origin)[0]} if origin.startswith(HF_PREFIX)
+             else {"source": "local-dir", "file": str(Path(origin).expanduser().resolve())})
+    return dict(pretrained_cfg={**config["pretrained_cfg"], "num_classes": config["num_classes"], **where},
+                pretrained_model_args=dict(config["model_args"]), **config["model_args"])
+
+
+def create_model_from_source(source: str | os.PathLike[str], *, pretrained: bool = True, revision: str | None = None,
+                             local_files_only: bool | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                             **kwargs: Any) -> nn.Module:
+    """The model a checkpoint source describes: the architecture its config names, built by that architecture's
+    entrypoint (so through the one builder and its guard), with the source's weights when ``pretrained``.
+
+    ``source`` is a pretrained tag, a folder, a weights file, a URL, a Hub id (``org/name``, ``hf-hub:org/name``,
+    a tag's repo served by its in-repo mirror) or ``local-dir:<folder>``. With ``pretrained=False`` only the
+    config is read (timm's ``local-dir:``/``hf-hub:`` semantics: the architecture alone).
+    """
+    text = os.fspath(source)
+    if text in load_manifest() and local_kind(Path(text).expanduser()) is None:  # a local path wins over a tag
+        return create_model(text, pretrained=pretrained, cache_dir=cache_dir, **kwargs)
+    if text.startswith(LOCAL_PREFIX):
+        text = text.removeprefix(LOCAL_PREFIX)
+        if local_kind(Path(text).expanduser()) != "folder":
+            raise CheckpointNotFoundError(f"local-dir:{text} names no folder; local-dir: takes a checkpoint folder "
+                                          "(config.json beside model.safetensors)")
+    if pretrained:
+        resolved = resolve_checkpoint(text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        config, origin = resolved.config, resolved.origin
+    else:
+        config, origin = read_source_config(text, revision=revision, cache_dir=cache_dir,
+                                            local_files_only=local_files_only)
+    if config is None:
+        raise ConfigError(f"{origin} carries no config (no config.json, no config in the safetensors metadata); "
+                          f"build the model yourself: tglc_zoo.create_model(<name>, pretrained={text!r})")
+    arch = config["architecture"]
+    if arch not in _ENTRYPOINTS:
+        raise ConfigError(f"{origin}: its config names architecture {arch!r}, which tglc_zoo does not have; "
+                          f"registered architectures look like {list_models()[:6]}... (see tglc_zoo.list_models()); "
+                          "a timm architecture loads with timm.create_model")
+    if pretrained:
+        return _ENTRYPOINTS[arch](pretrained=resolved, cache_dir=cache_dir, **kwargs)
+    return _ENTRYPOINTS[arch](pretrained=False, cache_dir=cache_dir, **{**_config_only(origin, config), **kwargs})

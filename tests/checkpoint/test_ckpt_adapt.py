@@ -6,8 +6,10 @@ import torch
 from ckpt_helpers import grey, make_model
 
 import tglc_zoo
+from tglc_zoo.builder import load_pretrained_into
 from tglc_zoo.checkpoint import ConfigError, make_config, render_model_card, write_checkpoint_folder
-from tglc_zoo.models._adapt import StateDictMismatchError, adapt_stem_weight, load_pretrained_into
+from tglc_zoo.errors import StateDictMismatchError
+from tglc_zoo.models._adapt import adapt_stem_weight
 
 NAME = "wrn16_2_gc2l_n2"
 

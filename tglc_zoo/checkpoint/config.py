@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointNotFoundError, ConfigError
+from .json_limit import check_json_size
 
 CONFIG_NAME = "config.json"
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -127,8 +128,10 @@ def write_config(path: str | Path, config: Mapping[str, Any]) -> None:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a ``config.json``; one larger than the JSON cap is refused unread."""
     path = Path(path)
     try:
+        check_json_size(path.stat().st_size, str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CheckpointNotFoundError(f"no config file at {path}") from None

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointNotFoundError, CorruptCheckpointError
 from .config import config_from_json, config_to_json
+from .json_limit import check_json_size
 
 WEIGHTS_NAME = "model.safetensors"
 METADATA_KEY = "tglc_zoo.config"
@@ -134,6 +135,7 @@ def read_header(path: str | Path) -> SafetensorsHeader:
                 raise CorruptCheckpointError(f"{path}: truncated safetensors file: the header declares {n} bytes "
                                              f"but only {size - 8} follow the length field")
             raise _diagnose(path, head, f"header length field reads {n}, beyond the file's {size} bytes")
+        check_json_size(n, str(path), "safetensors header")
         raw = f.read(n)
     if not raw.startswith(b"{"):
         raise _diagnose(path, head, "no JSON header after the length field")

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointNotFoundError, ConfigError, CorruptCheckpointError
+from ..errors import CheckpointNotFoundError, ConfigError, CorruptCheckpointError, HubFileNotFoundError
 from .config import CONFIG_NAME, read_config
 from .hf import HF_PREFIX, hf_file, is_hf_repo_id, split_repo_id
 from .legacy import LEGACY_SUFFIXES, load_legacy_state_dict
@@ -136,6 +136,28 @@ def _resolve(source: str | os.PathLike[str], revision: str | None, cache_dir: st
     raise CheckpointNotFoundError(
         f"no checkpoint at {text!r}: it is not an existing folder or weights file, not an https://, http:// or "
         f"file:// URL, and not a Hugging Face repo id ('org/name' or 'hf-hub:org/name')")
+
+
+def read_source_config(source: str | os.PathLike[str], *, revision: str | None = None,
+                       cache_dir: str | os.PathLike[str] | None = None,
+                       local_files_only: bool | None = None) -> tuple[dict[str, Any] | None, str]:
+    """``(config, origin)`` of a folder or Hub repo, without fetching its weights when ``config.json`` exists
+    (timm's ``local-dir:``/``hf-hub:`` routes read the same file); else the weights' metadata config."""
+    text = os.fspath(source)
+    if text.startswith(HF_PREFIX) or (is_hf_repo_id(text) and local_kind(Path(text).expanduser()) is None):
+        repo_id, revision = split_repo_id(text, revision)
+        origin = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
+        try:
+            path = hf_file(repo_id, CONFIG_NAME, revision=revision,
+                           cache_dir=None if cache_dir is None else Path(cache_dir), local_files_only=local_files_only)
+        except HubFileNotFoundError:
+            pass  # the weights' metadata may still describe the checkpoint
+        else:
+            return read_config(path), origin
+    elif local_kind(Path(text).expanduser()) == "folder" and (Path(text).expanduser() / CONFIG_NAME).is_file():
+        return read_config(Path(text).expanduser() / CONFIG_NAME), text
+    resolved = resolve_source(text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    return resolved.config, resolved.origin
 
 
 def tensor_shapes(resolved: ResolvedCheckpoint) -> dict[str, tuple[int, ...]]:

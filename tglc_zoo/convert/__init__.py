@@ -18,7 +18,7 @@ from .fit import METHODS, TARGET_TYPES, ConvFit, fit_conv
 from .kernel import dense_kernel, diagonal_blocks, kernel_error
 from .layer import layer_kernel
 from .model import to_grouped
-from .rebuild import GROUPED_ARCH, build_grouped, load_grouped
+from .rebuild import GROUPED_ARCH, build_grouped
 from .report import ConversionReport, LayerReport, SkippedConv
 from .spec import ConversionError, GroupingSpec
 from .surgery import ConvChoice, choose_convs
@@ -26,4 +26,4 @@ from .surgery import ConvChoice, choose_convs
 __all__ = ["METHODS", "TARGET_TYPES", "GROUPED_ARCH", "ConvChoice", "ConvFit", "ConversionError", "ConversionReport",
            "GroupingSpec", "LayerReport", "SkippedConv", "build_grouped", "choose_convs", "create_dense",
            "create_grouped", "dense_kernel", "diagonal_blocks", "fit_conv", "input_moments", "kernel_error",
-           "layer_kernel", "load_grouped", "recalibrate_batchnorm", "to_grouped"]
+           "layer_kernel", "recalibrate_batchnorm", "to_grouped"]

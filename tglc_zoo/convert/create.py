@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import read_state_dict, resolve_source
-from ..models._adapt import load_pretrained_into
+from ..builder import load_pretrained_into
 from ..registry import is_model
 from .base import TORCHVISION_PREFIX, build_base
 from .model import to_grouped

@@ -1,29 +1,38 @@
-"""Converted models as checkpoints: the generic timm architecture :data:`GROUPED_ARCH` that rebuilds them.
+"""Converted models as checkpoints: the architecture :data:`GROUPED_ARCH` (``tglc_grouped``) that rebuilds them.
 
 ``save_pretrained`` writes a converted model (of any base) as a checkpoint folder whose ``config.json``
-names ``"architecture": "tglc_grouped"`` and whose ``model_args`` are the :class:`~.spec.GroupingSpec`.
-:func:`tglc_grouped` is registered in timm's registry (through its public ``register_model``), so
-``timm.create_model("local-dir:<folder>", pretrained=True)`` and ``hf-hub:`` rebuild the model — base
-built with random init, the listed convolutions replaced — and load the weights;
-:func:`tglc_zoo.from_pretrained` reaches the same code through :func:`load_grouped`.
+names ``"architecture": "tglc_grouped"`` and whose ``model_args`` are the :class:`~.spec.GroupingSpec`
+(:func:`grouped_checkpoint_config`). :class:`GroupedArchitecture` is registered like any other
+architecture (:func:`tglc_zoo.registry.register_architecture`, which registers it with timm too), so
+``from_pretrained``, ``create_model`` and timm's ``local-dir:``/``hf-hub:`` routes all rebuild the model
+through the one builder — base built with random init (:func:`build_grouped`), the listed convolutions
+replaced — which checks it and loads the weights. The base spec may name only an architecture
+(:mod:`.base_policy`).
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
-from timm.models import PretrainedCfg, register_model
 from torch import nn
 
-from ..checkpoint import ResolvedCheckpoint, make_config
-from ..loading import PRETRAINED_CFG_FIELDS, load_checkpoint_into, plan_load, resolve_pretrained
+from ..builder import BuildRequest, Limits
+from ..builder.arch import timm_cfg
+from ..builder.plan import PRETRAINED_CFG_FIELDS
+from ..checkpoint import make_config
+from ..errors import ConfigError
+from ..registry import register_architecture
 from .base import TORCHVISION_PREFIX, build_base, classifier_name
+from .base_policy import check_base
 from .spec import GROUPED_ARCH, ConversionError, GroupingSpec
 from .surgery import graft
 
-__all__ = ["GROUPED_ARCH", "build_grouped", "tglc_grouped", "load_grouped", "grouped_checkpoint_config",
-           "is_grouped"]
+__all__ = ["GROUPED_ARCH", "GroupedArchitecture", "build_grouped", "grouped_checkpoint_config", "is_grouped"]
+
+SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(GroupingSpec))
+_HEAD_STEM = ("num_classes", "in_chans")
 
 
 def is_grouped(model: nn.Module) -> bool:
@@ -75,61 +84,58 @@ def build_grouped(spec: GroupingSpec, pretrained_cfg: dict[str, Any] | None = No
     return model
 
 
-def _cfg_dict(cfg: Any, overlay: dict[str, Any] | None) -> dict[str, Any]:
-    if isinstance(cfg, PretrainedCfg):
-        cfg = cfg.to_dict()
-    out = dict(cfg) if isinstance(cfg, dict) else {}
-    return {**out, **(overlay or {})}
-
-
-def load_grouped(resolved: ResolvedCheckpoint, **requested: Any) -> nn.Module:
-    """Rebuild the converted model a resolved checkpoint describes and load its weights strictly.
-
-    ``requested`` may hold ``num_classes`` (a fresh head) and ``in_chans`` (an adapted stem), as for
-    :func:`tglc_zoo.from_pretrained`; other keys are an error.
-    """
-    config = resolved.config or {}
-    unknown = sorted(set(requested) - {"num_classes", "in_chans"})
-    if unknown:
-        raise ConversionError(f"{resolved.origin}: a converted ({GROUPED_ARCH}) checkpoint takes num_classes and "
-                              f"in_chans only; got {unknown} (its structure is fixed by model_args)")
-    spec = GroupingSpec.from_model_args(config.get("model_args", {}), origin=str(resolved.origin))
-    cfg = {k: v for k, v in config.get("pretrained_cfg", {}).items() if k in PRETRAINED_CFG_FIELDS}
-    plan = plan_load(resolved, cfg, {}, requested)  # checks the config against the tensors; what to adapt
-    model = build_grouped(spec, cfg, **requested)  # the saved base_args hold the checkpoint's head and stem
-    load_checkpoint_into(model, resolved, adapt_head=plan.adapt_head, adapt_stem=plan.adapt_stem)
-    return model
-
-
-def _pretrained_source(pretrained: Any, cfg: dict[str, Any], cache_dir: Any) -> ResolvedCheckpoint:
-    return resolve_pretrained(GROUPED_ARCH, pretrained, cfg, cache_dir=cache_dir)
-
-
-@register_model
-def tglc_grouped(pretrained: Any = False, **kwargs: Any) -> nn.Module:
+class GroupedArchitecture:
     """A dense timm/torchvision CNN converted to GC / GC-2L, rebuilt from its grouping spec.
 
-    Args:
-        pretrained: ``False``; ``True`` (the weights the pretrained cfg names — timm's ``local-dir:`` and
-            ``hf-hub:`` set it); or any :func:`tglc_zoo.from_pretrained` source.
-        **kwargs: the grouping spec (``base``, ``base_args``, ``conv_type``, ``groups``, ``layers``,
-            ``conv_kwargs``), ``num_classes`` / ``in_chans`` (a new head / adapted stem when loading), and
-            timm's ``pretrained_cfg``, ``pretrained_cfg_overlay`` and ``cache_dir``.
+    Args (of ``create_model("tglc_grouped", ...)``): the grouping spec (``base``, ``base_args``,
+    ``conv_type``, ``groups``, ``layers``, ``conv_kwargs``), ``num_classes`` / ``in_chans`` (the base's head
+    and stem; a new head / adapted stem when loading), and what every architecture takes: ``pretrained``,
+    timm's ``pretrained_cfg``, ``pretrained_cfg_overlay`` and ``cache_dir``, and the limits.
     """
-    cfg = _cfg_dict(kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None))
-    cache_dir = kwargs.pop("cache_dir", None)
-    kwargs.pop("pretrained_model_args", None)  # timm's copy of the config's model_args
-    requested = {k: kwargs.pop(k) for k in ("num_classes", "in_chans") if k in kwargs}
-    spec = GroupingSpec.from_model_args(kwargs, origin=GROUPED_ARCH)
-    if not pretrained:
-        return build_grouped(spec, cfg or None, **requested)
-    resolved = _pretrained_source(pretrained, cfg, cache_dir)
-    if resolved.config is None:  # a bare weights file: the spec given here describes it
-        model = build_grouped(spec, cfg or None, **requested)
-        load_checkpoint_into(model, resolved)
-        return model
-    # timm passes the saved num_classes back to us: only a value that differs from the weights' is a request
-    return load_grouped(resolved, **requested)
+
+    name = GROUPED_ARCH
+    features = False
+
+    def resolve_cfg(self, req: BuildRequest) -> dict[str, Any]:
+        cfg = req.pretrained_cfg.to_dict() if hasattr(req.pretrained_cfg, "to_dict") else req.pretrained_cfg
+        out = dict(timm_cfg(cfg)) if isinstance(cfg, dict) else {}
+        return {k: v for k, v in {**out, **(req.overlay or {})}.items() if k in PRETRAINED_CFG_FIELDS}
+
+    def model_kwargs(self, cfg: dict[str, Any], saved: Mapping[str, Any] | None, requested: Mapping[str, Any],
+                     origin: str) -> dict[str, Any]:
+        valid = [*SPEC_FIELDS, *_HEAD_STEM]
+        for where, args in (("call", requested), (origin, saved or {})):
+            unknown = sorted(set(args) - set(valid))
+            if unknown:
+                raise ConversionError(f"{where}: unknown arguments {unknown} for {GROUPED_ARCH!r}; valid: {valid}")
+        changed = sorted(k for k in requested if k in SPEC_FIELDS and saved and k in saved and requested[k] != saved[k])
+        if changed:
+            raise ConversionError(f"{origin}: a converted ({GROUPED_ARCH}) checkpoint's structure is fixed by its "
+                                  f"model_args; {changed} differ from them (only num_classes and in_chans may change)")
+        return {**(saved or {}), **requested}
+
+    def validate(self, model_kwargs: Mapping[str, Any], origin: str, limits: Limits) -> None:
+        spec = GroupingSpec.from_model_args({k: v for k, v in model_kwargs.items() if k not in _HEAD_STEM},
+                                            origin=origin)
+        assert spec.base is not None  # from_model_args requires it
+        check_base(spec.base, spec.base_args, origin, trust=limits.trust_base)
+        for key in _HEAD_STEM:
+            value = model_kwargs.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ConfigError(f"{origin}: {key} must be a non-negative integer, got {value!r}")
+
+    def build(self, cfg: dict[str, Any], model_kwargs: dict[str, Any]) -> nn.Module:
+        spec = GroupingSpec.from_model_args({k: v for k, v in model_kwargs.items() if k not in _HEAD_STEM},
+                                            origin=GROUPED_ARCH)
+        # the head and stem the base arguments already give (timm's and torchvision's default: 3 channels) are
+        # not repeated, so model_args stay those that were saved
+        num_classes, in_chans = model_kwargs.get("num_classes"), model_kwargs.get("in_chans")
+        return build_grouped(spec, cfg or None,
+                             num_classes=None if num_classes == spec.base_args.get("num_classes") else num_classes,
+                             in_chans=None if in_chans == spec.base_args.get("in_chans", 3) else in_chans)
+
+
+tglc_grouped = register_architecture(GroupedArchitecture())
 
 
 def _num_features(model: nn.Module, head: str | None) -> int:
