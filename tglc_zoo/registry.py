@@ -16,14 +16,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from timm.models import PretrainedCfg, generate_default_cfgs, register_model, split_model_name_tag
 from torch import nn
 
-from .archs import ARCHS, VARIANTS, Variant, arch_default_cfg, pool_size_for
+from .archs import ARCHS, VARIANTS, ArchSpec, Variant, add_arch, arch_default_cfg, pool_size_for, remove_arch
 from .builder import Architecture, build_model, build_model_with_cfg, resolve_checkpoint
 from .checkpoint import HF_PREFIX, split_repo_id
 from .checkpoint.sources import local_kind, read_source_config
@@ -33,7 +33,7 @@ from .util.choices import unknown_choice
 from .weights import load_manifest, manifest_cfgs, tags_of
 
 __all__ = ["create_model", "create_model_from_source", "is_model", "list_models", "model_entrypoint", "default_cfgs",
-           "register_architecture"]
+           "register_arch", "register_architecture", "unregister_arch"]
 LOCAL_PREFIX = "local-dir:"
 
 
@@ -44,14 +44,14 @@ def tag_cfg(variant: Variant, tagged: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _build_default_cfgs() -> dict[str, Any]:
+def _build_default_cfgs(variants: Iterable[Variant]) -> dict[str, Any]:
     """timm's ``default_cfgs``: the untagged name's architecture config (always the default), then every tag
     with weights in manifest order."""
     tagged = manifest_cfgs()
     cfgs: dict[str, dict[str, Any] | PretrainedCfg] = {}
-    for name, variant in VARIANTS.items():
-        cfgs[name] = arch_default_cfg(variant)
-        for full in tags_of(name):
+    for variant in variants:
+        cfgs[variant.name] = arch_default_cfg(variant)
+        for full in tags_of(variant.name):
             cfgs[full] = tag_cfg(variant, tagged[full])
     out = generate_default_cfgs(cfgs)
     for default in out.values():
@@ -62,11 +62,12 @@ def _build_default_cfgs() -> dict[str, Any]:
 
 
 # timm style: the pretrained configs are declared above the entrypoints
-default_cfgs = _build_default_cfgs()
+default_cfgs = _build_default_cfgs(VARIANTS.values())
 
 
 def _make_entrypoint(variant: Variant) -> Callable[..., nn.Module]:
     def entrypoint(pretrained: Any = False, **kwargs: Any) -> nn.Module:
+        model_entrypoint(variant.name)  # an architecture removed by unregister_arch: the unknown-model error
         return build_model(variant.name, pretrained=pretrained, **kwargs)
 
     groups = "" if variant.conv_type == "sc" else f", {variant.conv_type.upper()} with N={variant.groups}"
@@ -79,10 +80,41 @@ def _make_entrypoint(variant: Variant) -> Callable[..., nn.Module]:
 
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
-for _v in VARIANTS.values():
-    _fn = register_model(_make_entrypoint(_v))
-    setattr(sys.modules[__name__], _v.name, _fn)
-    _ENTRYPOINTS[_v.name] = _fn
+
+
+def _register(variants: Iterable[Variant]) -> None:
+    for v in variants:
+        fn = register_model(_make_entrypoint(v))
+        setattr(sys.modules[__name__], v.name, fn)
+        _ENTRYPOINTS[v.name] = fn
+
+
+_register(VARIANTS.values())
+
+
+def register_arch(arch: str, spec: ArchSpec) -> list[str]:
+    """Add an architecture at run time, as if it were in :data:`tglc_zoo.archs.ARCHS`: its names
+    (``<arch>``, ``<arch>_<conv_type>_n<N>``) work in :func:`create_model`, :func:`list_models` and timm.
+
+    Returns the new names. A family defined outside the package is one block class and this call, e.g.
+    ``register_arch("mynet", ArchSpec(StagedNet, dict(block=MyBlock, stages=..., stem=...), "cifar10", 4,
+    cfg=CIFAR10_CFG))``.
+    """
+    variants = add_arch(arch, spec)
+    default_cfgs.update(_build_default_cfgs(variants))
+    _register(variants)
+    return [v.name for v in variants]
+
+
+def unregister_arch(arch: str) -> None:
+    """Remove an architecture added by :func:`register_arch` from tglc_zoo's names. timm has no public way to
+    remove a registration: ``timm.list_models`` still lists the names, and building one raises the unknown-model
+    error."""
+    for v in remove_arch(arch):
+        del _ENTRYPOINTS[v.name], default_cfgs[v.name]
+        delattr(sys.modules[__name__], v.name)
+        if v.name in __all__:  # timm's register_model listed it there
+            __all__.remove(v.name)
 
 
 def register_architecture(arch: Architecture) -> Callable[..., nn.Module]:

@@ -9,8 +9,8 @@ export and data are in the other files of this folder.
 import pytest
 import timm
 import torch
-from model_helpers import assert_rel_close, settle_batchnorm
-from timm.models import get_pretrained_cfg, group_parameters
+from model_helpers import check_contract, check_contract_real
+from timm.models import get_pretrained_cfg
 
 import tglc_zoo
 from tglc_zoo.archs import VARIANTS
@@ -23,80 +23,15 @@ REAL = [n for n in ALL if VARIANTS[n].arch in REAL_ARCHS or n in REAL_EXTRA]
 META = [n for n in ALL if n not in REAL]
 
 
-def _input(model, batch=2, device="cpu"):
-    size = 8 if getattr(model, "layout", None) == "cifar" else 32
-    return torch.randn(batch, model.model_args["in_chans"], size, size, device=device)
-
-
-def _pool_shape(model, x):
-    return tuple(-(-s // model.output_stride) for s in x.shape[-2:])
-
-
-def _check_contract(name, device):
-    with torch.device(device):
-        model = tglc_zoo.create_model(name, num_classes=7)
-    model.train()
-    x = _input(model, device=device)
-    out = model(x)
-    assert out.shape == (2, 7)
-    out.float().square().mean().backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not no_grad, f"{name}: parameters without gradient: {no_grad[:5]}"
-
-    model.eval()
-    feats = model.forward_features(x)
-    assert feats.shape == (2, model.num_features, *_pool_shape(model, x))
-    assert model.head_hidden_size == model.num_features > 0
-    assert model.forward_head(feats, pre_logits=True).shape == (2, model.head_hidden_size)
-    assert model.forward_head(feats).shape == (2, 7)
-
-    cfg = model.pretrained_cfg
-    assert cfg["architecture"] == name and cfg["num_classes"] == 7
-    first = model.get_submodule(cfg["first_conv"])
-    assert isinstance(first, torch.nn.Conv2d) and first.in_channels == 3
-    assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
-    assert model.get_classifier().out_features == 7
-    for info in model.feature_info:
-        model.get_submodule(info["module"])
-    groups = group_parameters(model, model.group_matcher())
-    assert sum(len(v) for v in groups.values()) == len(list(model.parameters()))
-
-    model.reset_classifier(0)
-    assert model(x).shape == (2, model.num_features) and model.num_classes == 0
-    model.reset_classifier(0, "")  # no pooling: forward returns the unpooled features
-    assert model(x).shape == feats.shape and model.global_pool == ""
-    with pytest.raises(ValueError, match=r"global_pool='' .*needs num_classes=0, got num_classes=3"):
-        model.reset_classifier(3)
-    model.reset_classifier(3, "avg")
-    assert model(x).shape == (2, 3) and model.num_classes == 3
-    return model
-
-
 @pytest.mark.parametrize("name", REAL)
 def test_contract_real(name):
-    model = _check_contract(name, "cpu")
-    x = _input(model)
-    settle_batchnorm(model, _input(model, batch=8))  # eval outputs of a size worth comparing
-    with torch.no_grad():
-        y = model(x)
-        y_cl = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
-    assert_rel_close(y_cl, y, rtol=1e-4)
-
-    model.train()
-    torch.manual_seed(1)
-    y1 = model(x)
-    model.set_grad_checkpointing(True)
-    torch.manual_seed(1)
-    y2 = model(x)
-    y2.sum().backward()
-    model.set_grad_checkpointing(False)
-    torch.testing.assert_close(y1, y2)
+    check_contract_real(name)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", META)
 def test_contract_meta(name):
-    _check_contract(name, "meta")
+    check_contract(name, "meta")
 
 
 @pytest.mark.parametrize("name", ["wrn16_2_gc2l_n4", "mobilenetv2_flgc_n2", "wrn16_4"])

@@ -2,9 +2,9 @@
 import pytest
 import timm
 import torch
+from timm.layers import calculate_drop_path_rates
 
 import tglc_zoo
-from tglc_zoo.models._base import drop_path_rates
 
 
 def _rates(model):
@@ -12,9 +12,10 @@ def _rates(model):
 
 
 def test_rates_are_timms_resnet_rule():
+    """The stage loop takes timm's ``calculate_drop_path_rates``, which is timm's ResNet rule."""
     resnet = timm.create_model("resnet18", drop_path_rate=0.2)
     blocks = [b for layer in (resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4) for b in layer]
-    assert drop_path_rates(0.2, len(blocks)) == pytest.approx([getattr(b.drop_path, "drop_prob", 0.0)
+    assert calculate_drop_path_rates(0.2, len(blocks)) == pytest.approx([getattr(b.drop_path, "drop_prob", 0.0)
                                                                for b in blocks])
     wrn = tglc_zoo.create_model("wrn16_2_gc2l_n2", drop_path_rate=0.2)
     assert _rates(wrn) == pytest.approx([0.2 * i / 5 for i in range(6)])

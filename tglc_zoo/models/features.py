@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import ModelArgumentError
 from ..util.choices import check_choice
-from ._base import take_indices
+from ._indices import take_indices
 
 __all__ = ["FEATURE_CLASSES", "feature_pretrained_cfg", "normalize_out_indices", "wrap_features"]
 
