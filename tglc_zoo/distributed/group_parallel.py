@@ -29,6 +29,7 @@ from torch import nn
 from .collectives import CollectiveError, CommStats, _all_gather, _run
 from .graph_shard import graph_module, local_modules, needs_seed, shard_graph
 from .plan import Analysis, GroupParallelError, ShardPlan, analyse, check_supported, plan_from_analysis
+from .shard import _SyncedRandom
 
 __all__ = ["GroupParallel", "group_parallel"]
 
@@ -64,6 +65,7 @@ class GroupParallel(nn.Module):
         self.plan, self.rank, self.world_size, self.group = plan, rank, plan.world_size, group
         self.comm_stats = stats
         self.sync_inputs = False
+        self.grad_sync: Any = None  # a GradientAverager over the data dimension of a mesh, when there is one
         self.analysis = analysis
         # not registered: their leaves are the modules of ``module`` and ``gp`` themselves
         self._graphs = {mode: graph_module(module, self.gp, g) for mode, g in (graphs or {}).items()}
@@ -119,6 +121,19 @@ class GroupParallel(nn.Module):
                 v = full
             out[k] = v.clone()
         return out
+
+    def random_state(self) -> dict[str, torch.Tensor]:
+        """The synchronised dropout generators' states (``<module>/<device>`` -> state), for an exact resume."""
+        return {f"{name}/{dev}": t for name, m in self.named_modules() if isinstance(m, _SyncedRandom)
+                for dev, t in m.random_state().items()}
+
+    def set_random_state(self, state: dict[str, torch.Tensor]) -> None:
+        modules = dict(self.named_modules())
+        for key, value in state.items():
+            name, _, dev = key.rpartition("/")
+            module = modules.get(name)
+            if isinstance(module, _SyncedRandom):
+                module.set_random_state({dev: value})
 
     # -- accounting ------------------------------------------------------------------------------
     def param_counts(self) -> dict[str, int]:

@@ -113,7 +113,27 @@ class LocalTwoLevelConv2d(nn.Module):
         return f"group {self.name!r}: {self.in_channels}->{self.out_channels} of N={self.groups}, impl={self.impl!r}"
 
 
-class SyncedDropout(nn.Module):
+class _SyncedRandom(nn.Module):
+    """A module drawing from its own generators (one per device), seeded identically on every rank."""
+
+    seed: int
+    _generators: dict[torch.device, torch.Generator]
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[device]
+
+    def random_state(self) -> dict[str, torch.Tensor]:
+        """Each used generator's state, by device (an exact resume restores it)."""
+        return {str(d): g.get_state() for d, g in self._generators.items()}
+
+    def set_random_state(self, state: dict[str, torch.Tensor]) -> None:
+        for device, value in state.items():
+            self._generator(torch.device(device)).set_state(value)
+
+
+class SyncedDropout(_SyncedRandom):
     """Dropout whose masks are identical on every rank (the head after the all-gather is replicated).
 
     The generator's seed comes from rank 0 (a broadcast at construction), so the replicated classifier
@@ -123,12 +143,7 @@ class SyncedDropout(nn.Module):
     def __init__(self, p: float, seed: int) -> None:
         super().__init__()
         self.p, self.seed = float(p), int(seed)
-        self._generators: dict[torch.device, torch.Generator] = {}
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generators[device]
+        self._generators = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -169,7 +184,7 @@ def local_per_channel(module: nn.Module, rank: int, world: int, channels: int, r
     return new
 
 
-class SyncedDropPath(nn.Module):
+class SyncedDropPath(_SyncedRandom):
     """Stochastic depth (one keep/drop draw per sample) with the same draws on every rank.
 
     ``mode="row"`` draws per sample (timm's ``DropPath``, torchvision's ``StochasticDepth(mode="row")``),
@@ -180,16 +195,14 @@ class SyncedDropPath(nn.Module):
     def __init__(self, p: float, seed: int, mode: str = "row", scale_by_keep: bool = True) -> None:
         super().__init__()
         self.p, self.seed, self.mode, self.scale_by_keep = float(p), int(seed), mode, bool(scale_by_keep)
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._generators = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device not in self._generators:
-            self._generators[x.device] = torch.Generator(device=x.device).manual_seed(self.seed)
         keep = 1.0 - self.p
         shape = (x.shape[0],) + (1,) * (x.dim() - 1) if self.mode == "row" else (1,) * x.dim()
-        mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep, generator=self._generators[x.device])
+        mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep, generator=self._generator(x.device))
         if keep > 0.0 and self.scale_by_keep:
             mask = mask / keep
         return x * mask
