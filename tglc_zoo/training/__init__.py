@@ -6,7 +6,7 @@ registered by name in :data:`tglc_zoo.distributed.PARALLEL_MODES` (``data`` and 
 """
 from ..distributed.modes import PARALLEL_MODES, ParallelMode, get_parallel_mode, register_parallel_mode
 from ..errors import CheckpointError, ModelDatasetMismatchError, RunExistsError
-from .checkpoint import load_checkpoint
+from .checkpoint_dir import load_checkpoint
 from .config import TrainConfig
 from .finetune import FinetuneConfig, finetune, save_finetuned
 from .recipes import RECIPES, Recipe, get_recipe

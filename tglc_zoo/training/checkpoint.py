@@ -1,64 +1,28 @@
 """Training checkpoints: plain containers and tensors only, written atomically, read with
-``torch.load(weights_only=True)``."""
+``torch.load(weights_only=True)``; the random-number generators' states, as plain data or as tensors (for
+sharded checkpoints, which hold tensors only)."""
 from __future__ import annotations
 
 import collections
 import os
 import random
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointNotFoundError, CorruptCheckpointError
 from ..util.atomic import atomic_path
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint", "capture_rng_state",
-           "restore_rng_state", "plain_scheduler_state", "restore_scheduler_state", "resolve_resume_path"]
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "capture_rng_state", "restore_rng_state", "rng_to_tensors",
+           "rng_from_tensors", "plain_scheduler_state", "restore_scheduler_state"]
 
 CHECKPOINT_FORMAT = "tglc_zoo.train/1"
-_REQUIRED = ("format", "epoch", "model", "optimizer", "scheduler", "rng", "config", "history")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsynced, then renamed over it."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def resolve_resume_path(resume: str | os.PathLike[str]) -> Path:
-    """A run folder means its ``checkpoints/last.pt``; a file is used as it is."""
-    p = Path(resume).expanduser()
-    if p.is_dir():
-        cand = p / "checkpoints" / "last.pt"
-        if not cand.is_file():
-            raise CheckpointNotFoundError(f"--resume {str(resume)!r}: no checkpoint at {cand} (the run never "
-                                          "finished an "
-                                  "epoch, or this is not a run folder)")
-        return cand
-    if not p.is_file():
-        raise CheckpointNotFoundError(f"--resume {str(resume)!r}: no such file or run folder")
-    return p
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a training checkpoint; any damage raises :class:`CheckpointError`."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CorruptCheckpointError(f"cannot read checkpoint {path}: it is corrupt, truncated or not a torch file "
-                              f"({type(exc).__name__}: {str(exc)[:200]}). Resume from another checkpoint "
-                              f"(e.g. {path.parent / 'best.pt'}) or start a new run.") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CorruptCheckpointError(f"{path} is not a tglc_zoo training checkpoint (format {found!r}, expected "
-                              f"{CHECKPOINT_FORMAT!r}); to fine-tune published weights use --pretrained")
-    missing = [k for k in _REQUIRED if k not in ckpt]
-    if missing:
-        raise CorruptCheckpointError(f"checkpoint {path} lacks {missing}")
-    return ckpt
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -100,3 +64,33 @@ def restore_scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler, sta
     scheduler.load_state_dict(dict(state))
     if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
         scheduler.milestones = collections.Counter(scheduler.milestones)
+
+
+def rng_to_tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """:func:`capture_rng_state`'s result as named tensors (what a sharded checkpoint can hold)."""
+    py, nps = state["python"], state["numpy"]
+    out = {"torch": state["torch"], "python.state": py["state"],
+           "python.meta": torch.tensor([float(py["version"]), float(py["gauss"] is not None),
+                                        float(py["gauss"] or 0.0)], dtype=torch.float64),
+           "numpy.keys": nps["keys"],
+           "numpy.meta": torch.tensor([float(nps["pos"]), float(nps["has_gauss"]), float(nps["gauss"])],
+                                      dtype=torch.float64)}
+    for i, t in enumerate(state.get("cuda", [])):
+        out[f"cuda.{i}"] = t
+    return out
+
+
+def rng_from_tensors(t: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The inverse of :func:`rng_to_tensors` (the state :func:`restore_rng_state` takes)."""
+    version, has_gauss, gauss = t["python.meta"].tolist()
+    pos, np_has_gauss, np_gauss = t["numpy.meta"].tolist()
+    state: dict[str, Any] = {
+        "torch": t["torch"].to(torch.uint8),
+        "python": {"version": int(version), "state": t["python.state"], "gauss": gauss if has_gauss else None},
+        "numpy": {"name": "MT19937", "keys": t["numpy.keys"], "pos": int(pos), "has_gauss": int(np_has_gauss),
+                  "gauss": float(np_gauss)},
+    }
+    cuda = [t[k] for k in sorted((k for k in t if k.startswith("cuda.")), key=lambda k: int(k.split(".")[1]))]
+    if cuda:
+        state["cuda"] = cuda
+    return state

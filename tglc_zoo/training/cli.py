@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..distributed.modes import PARALLEL_MODES
-from ..errors import TglcZooError
+from ..errors import TglcZooError, TrainingInterrupted
 from .config import TrainConfig
 from .recipes import RECIPES
 from .trainer import train
@@ -115,16 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     resume = values["resume"]
+    if resume == "auto" and not args.output:
+        parser.error("--resume auto needs --output: the run folder to continue, or to start when it holds no run")
     if resume == "":
         if not args.output:
             parser.error("bare --resume needs --output (or pass the run folder: --resume RUN_DIR)")
         resume = args.output
-    if resume is None and (not args.model or not args.dataset):
+    if resume in (None, "auto") and (not args.model or not args.dataset) and not (
+            resume == "auto" and Path(args.output, "checkpoints").is_dir()):
         parser.error("--model and --dataset are required (unless you --resume a run)")
     if args.parallel not in PARALLEL_MODES:
         parser.error(f"--parallel {args.parallel!r}: valid choices: {sorted(PARALLEL_MODES)}")
     output = args.output
-    if not output and resume:
+    if not output and resume and resume != "auto":
         rp = Path(resume)
         output = str(rp if rp.is_dir() else rp.parent.parent if rp.parent.name == "checkpoints" else rp.parent)
     values.update(model=args.model or "", dataset=args.dataset or "", resume=resume,
@@ -138,6 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config_from_args(args, parser)
         result = train(cfg)
+    except TrainingInterrupted as exc:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"tglc-train: {exc}", file=sys.stderr, flush=True)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("tglc-train: interrupted (a second Ctrl-C): stopped without saving; the latest checkpoint in "
+              f"{args.output or 'the run folder'}/checkpoints is intact (tglc-train --resume <run folder>)",
+              file=sys.stderr)
+        return 130
     except (TglcZooError, ValueError, FloatingPointError, OSError) as exc:
         print(f"tglc-train: error: {exc}", file=sys.stderr)
         return 2

@@ -65,8 +65,16 @@ class TrainConfig:
     drop_rate: float | None = _f(None, "dropout before the classifier", group="what")
     model_kwargs: dict[str, Any] = _f(help="extra create_model kwargs as JSON", group="what", factory=dict)
     pretrained: bool = _f(False, "start from the model's pretrained weights", group="what")
-    resume: str | None = _f(None, "continue a run (its folder or a checkpoint file); bare --resume means --output",
-                            runtime=True)
+    resume: str | None = _f(None, "continue a run (its folder, a checkpoint file or a sharded checkpoint folder); "
+                                  "bare --resume means --output; 'auto': continue --output if it holds a "
+                                  "checkpoint, else start the run (one command line for a fresh and a restarted "
+                                  "run, as under torchrun --max-restarts)", runtime=True)
+    checkpoint_every: int | None = _f(None, "also save a checkpoint every this many optimizer steps (besides each "
+                                            "epoch's end)", runtime=True)
+    keep_checkpoints: int = _f(1, "how many of the newest checkpoints to keep (the best one is kept too)",
+                               runtime=True)
+    dist_timeout: float = _f(600.0, "seconds a collective waits for a dead or stalled peer before the run fails "
+                                    "with an error naming the collective", runtime=True)
     publish: str | None = _f(None, "publish the final checkpoint to this folder at the end", runtime=True)
     publish_which: str = _f("last", "which checkpoint --publish takes", runtime=True, choices=("last", "best"))
     push_to_hub: str | None = _f(None, "also upload the published folder to this Hub repo (needs a network)",
@@ -83,7 +91,8 @@ class TrainConfig:
     train_subset: int | None = _f(None, "train on a fixed random subset of this many images", group="what")
     limit_train_batches: int | None = _f(None, "at most this many training steps per epoch (smoke runs)")
     limit_val_batches: int | None = _f(None, "evaluate on at most this many batches", runtime=True)
-    parallel: str = _f("data", "multi-process mode (tglc_zoo.distributed.PARALLEL_MODES): data or group")
+    parallel: str = _f("data", "multi-process mode (tglc_zoo.distributed.PARALLEL_MODES): data or group "
+                               "(world size D x N: D replicas of an N-rank group-parallel model)", runtime=True)
     progress: bool = _f(True, "no tqdm progress bars", runtime=True, flag="--no-progress")
     tensorboard: bool = _f(True, "no TensorBoard logs (written when tensorboard is installed)", runtime=True,
                            flag="--no-tensorboard")
@@ -98,7 +107,7 @@ class TrainConfig:
             if choices and f.name != "dataset" and value is not None and value not in choices:
                 raise ValueError(f"{f.name}={value!r}; valid choices: {list(choices)}")
         for name in ("epochs", "batch_size", "grad_accum", "train_subset", "limit_train_batches",
-                     "limit_val_batches", "groups", "image_size"):
+                     "limit_val_batches", "groups", "image_size", "checkpoint_every", "keep_checkpoints"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < (0 if name == "epochs" else 1)):
                 raise ValueError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
@@ -109,6 +118,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not (isinstance(self.dist_timeout, (int, float)) and 0 < self.dist_timeout < float("inf")):
+            raise ValueError(f"dist_timeout must be a positive number of seconds, got {self.dist_timeout!r}")
+        self.model_overrides()  # conflicting or unusable model options fail here, before anything is built
 
     def resolved_recipe(self) -> Recipe:
         """The recipe (named, or the dataset's default) with this config's overrides applied."""
@@ -116,7 +128,21 @@ class TrainConfig:
         return base.replace(**{k: getattr(self, k) for k in RECIPE_FIELDS})
 
     def model_overrides(self) -> dict[str, Any]:
+        """``create_model`` keyword arguments: ``--model-kwargs`` with ``--conv-type``/``--groups``/``--drop-rate``.
+
+        Asking for one setting twice with two values, or for a feature extractor (which has no classifier to
+        train), is an error.
+        """
         out = {k: getattr(self, k) for k in ("conv_type", "groups", "drop_rate") if getattr(self, k) is not None}
+        clash = [f"{k}: --model-kwargs says {self.model_kwargs[k]!r}, --{k.replace('_', '-')} says {v!r}"
+                 for k, v in out.items() if k in self.model_kwargs and self.model_kwargs[k] != v]
+        if clash:
+            raise ValueError(f"conflicting model settings ({'; '.join(clash)}); give each one once")
+        extractor = sorted(k for k in ("features_only", "out_indices", "feature_cls") if k in self.model_kwargs)
+        if extractor:
+            raise ValueError(f"--model-kwargs {extractor} builds a feature extractor, which has no classifier for "
+                             "tglc-train to train; train the classifier, then build the backbone from its "
+                             "checkpoint with create_model(..., features_only=True)")
         return {**self.model_kwargs, **out}
 
     def to_dict(self) -> dict[str, Any]:

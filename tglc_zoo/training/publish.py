@@ -10,12 +10,13 @@ import torch
 from torch import nn
 
 from ..data import DatasetInfo, get_dataset_info
+from ..distributed.sharded_checkpoint import read_full_tensors
 from ..errors import CheckpointError, CheckpointNotFoundError
 from ..models._base import ZooModel
 from ..pretrained import push_to_hub as upload_folder
 from ..pretrained import save_pretrained
 from .build import build_model_for
-from .checkpoint import load_checkpoint
+from .checkpoint_dir import latest_entry, load_checkpoint, resolve_resume_path
 from .config import TrainConfig
 from .recipes import Recipe
 
@@ -70,24 +71,37 @@ def describe_run(ckpt: dict[str, Any]) -> str:
 
 def publish_run(run: str | os.PathLike[str], directory: str | os.PathLike[str], *, which: str = "last",
                 push_to_hub: str | None = None, log: Callable[[str], None] | None = None) -> Path:
-    """Publish a run folder (its ``checkpoints/<which>.pt``) or a checkpoint file to ``directory``.
+    """Publish a run folder (its latest or best checkpoint), a checkpoint file or a sharded checkpoint folder
+    to ``directory``, as the single-process safetensors folder :func:`tglc_zoo.from_pretrained` reads.
 
-    The model card reports the test accuracy/error measured at that checkpoint's epoch, the dataset,
-    recipe, epochs, wall time and hardware.  ``push_to_hub`` also uploads the folder to that repo id.
+    A sharded (group-parallel) checkpoint is converted offline here: its slices are read into the full model
+    in this one process. The model card reports the test accuracy/error measured at that checkpoint's epoch,
+    the dataset, recipe, epochs, wall time and hardware. ``push_to_hub`` also uploads the folder to that repo.
     """
     if which not in ("last", "best"):
         raise ValueError(f"which={which!r}; valid choices: ['last', 'best']")
     src = Path(run)
-    path = src / "checkpoints" / f"{which}.pt" if src.is_dir() else src
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"no training checkpoint at {path}; pass a run folder "
-                                      f"(with checkpoints/{which}.pt) "
-                              "or a checkpoint file")
+    if src.is_dir() and (src / "checkpoints").is_dir():
+        found = latest_entry(src, which)
+        if found is None:
+            raise CheckpointNotFoundError(f"no {which} training checkpoint in {src / 'checkpoints'}")
+        path = found
+    elif src.exists():
+        path = resolve_resume_path(src)
+    else:
+        raise CheckpointNotFoundError(f"no training checkpoint at {src}; pass a run folder, a checkpoint file or a "
+                                      "sharded checkpoint folder")
     ckpt = load_checkpoint(path)
+    if "sharded" in ckpt:
+        ckpt["model"] = read_full_tensors(path, "model.")
     model, info = model_from_checkpoint(ckpt)
     if not ckpt["history"]:
         raise CheckpointError(f"{path} holds no evaluated epoch; nothing to publish")
-    row = next(r for r in ckpt["history"] if r["epoch"] == ckpt["epoch"])
+    if ckpt.get("epoch_step"):
+        raise CheckpointError(f"{path} was saved mid-epoch (step {ckpt['epoch_step']} of epoch {ckpt['epoch'] + 1}): "
+                              "no test accuracy was measured for these weights; resume the run to the end of the "
+                              "epoch, or publish --which best")
+    row = next((r for r in ckpt["history"] if r["epoch"] == ckpt["epoch"]), ckpt["history"][-1])
     metrics = {"top1": round(100.0 * row["test_acc"], 4), "top1_err": round(100.0 * row["test_err"], 4),
                "loss": round(float(row["test_loss"]), 6)}
     with torch.no_grad():

@@ -32,12 +32,14 @@ class GlobalBatchSampler(Sampler[list[int]]):
         self.num_samples, self.batch_size, self.seed, self.shuffle = num_samples, batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.local_batch = batch_size // world_size
-        self.epoch = 0
+        self.epoch, self.start_batch = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Draw epoch ``epoch``'s order; iteration begins at its batch ``start_batch`` (a resumed epoch)."""
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
+        """Batches in a whole epoch (iteration yields those from ``start_batch`` on)."""
         return self.num_samples // self.batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -47,7 +49,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
         else:
             order = torch.arange(self.num_samples)
         lo = self.rank * self.local_batch
-        for b in range(len(self)):
+        for b in range(self.start_batch, len(self)):
             start = b * self.batch_size + lo
             yield order[start:start + self.local_batch].tolist()
 

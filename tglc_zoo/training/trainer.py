@@ -6,59 +6,74 @@ leaves in ``config.output``::
     config.json                 the resolved run configuration
     metrics.jsonl, metrics.csv  one row per epoch
     curves.png                  training loss and test error per epoch (Figure 4 style)
-    checkpoints/last.pt         resumable state after the latest epoch (atomic)
-    checkpoints/best.pt         the same for the epoch with the best test accuracy
+    memory.json                 peak memory of every rank
+    checkpoints/                step-level checkpoints, the latest and the best (:mod:`.checkpoint_dir`)
     tensorboard/                when the tensorboard package is installed
+    .lock                       held by the process writing the folder (:mod:`.run_folder`)
 
-Multi-process runs go through a :class:`~tglc_zoo.distributed.ParallelMode` (``config.parallel``):
-it wraps the model, and produces and loads the single-process training state for checkpoints.
+Checkpoints are written at the end of every epoch and every ``checkpoint_every`` optimizer steps; each
+holds the model, the optimizer, the scheduler, every rank's random-number-generator states and the
+position in the epoch, so a resumed run continues with the very batches, augmentation draws and
+arithmetic of an uninterrupted one. SIGTERM and SIGINT stop a run after the current step with a
+checkpoint (:mod:`.stop`).
+
+Multi-process runs go through a :class:`~tglc_zoo.distributed.ParallelMode` (``config.parallel``): it
+builds and wraps the model, says which slice of each global batch a process reads, and saves and loads
+the training state — in single-process layout, or sharded (every rank its own slices).
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
+import resource
 import time
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data import DatasetInfo, build_datasets
-from ..distributed.context import DistContext, all_reduce_sum, setup_distributed, teardown_distributed
-from ..distributed.modes import ParallelMode, get_parallel_mode
-from ..errors import CheckpointError, ModelDatasetMismatchError, RunExistsError
-from ..util.atomic import atomic_write_json, clear_stale_temporaries
+from ..distributed.context import (
+    DistContext,
+    all_reduce_sum,
+    named_collective,
+    setup_distributed,
+    teardown_distributed,
+)
+from ..distributed.modes import Parallelized, ParallelMode, get_parallel_mode
+from ..distributed.sharded_checkpoint import read_full_tensors
+from ..errors import CheckpointError, ModelDatasetMismatchError, RunLockedError, TrainingInterrupted
+from ..util.atomic import atomic_write_json
 from ..util.hardware import hardware_description
 from .build import build_model_for
 from .checkpoint import (
     CHECKPOINT_FORMAT,
-    atomic_torch_save,
     capture_rng_state,
-    load_checkpoint,
     plain_scheduler_state,
-    resolve_resume_path,
     restore_rng_state,
     restore_scheduler_state,
+    rng_from_tensors,
+    rng_to_tensors,
 )
+from .checkpoint_dir import CheckpointDir, latest_entry, load_checkpoint, resolve_resume_path
 from .config import TrainConfig, runtime_fields
 from .loop import evaluate, train_step
 from .metrics import TensorBoardLogger, plot_history, write_metrics
 from .publish import publish_run
 from .recipes import Recipe
+from .run_folder import RUN_FILES, RunLock, check_output_folder
 from .sampler import GlobalBatchSampler, ShardSampler
 from .schedule import build_scheduler
+from .stop import StopSignals
 
-__all__ = ["RunResult", "train", "RUN_FILES"]
-
-# what a run folder holds: a folder with anything else is not a run and is never written into
-RUN_FILES = frozenset({"config.json", "metrics.jsonl", "metrics.csv", "curves.png", "checkpoints", "tensorboard"})
+__all__ = ["RunResult", "train", "RUN_FILES", "merge_resume_config"]
 
 
 @dataclass
@@ -76,17 +91,27 @@ class RunResult:
         return self.history[-1] if self.history else {}
 
 
-def _check_forward(model: nn.Module, sample: torch.Tensor, model_name: str, info: DatasetInfo) -> None:
-    was_training = model.training
-    model.eval()
+@dataclass
+class _EpochTotals:
+    """Running sums of the epoch in progress (checkpointed mid-epoch, so a resumed epoch reports the same)."""
+
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: float = 0.0
+    elapsed: float = 0.0
+
+
+def _check_forward(net: nn.Module, sample: torch.Tensor, model_name: str, info: DatasetInfo) -> None:
+    was_training = net.training
+    net.eval()
     try:
         with torch.no_grad():
-            out = model(sample)
+            out = net(sample)
     except RuntimeError as exc:
         raise ModelDatasetMismatchError(f"model {model_name!r} cannot take dataset {info.name!r}'s inputs of "
                                         f"shape {tuple(sample.shape[1:])}: {str(exc)[:300]}") from exc
     finally:
-        model.train(was_training)
+        net.train(was_training)
     if out.ndim != 2 or out.shape[1] != info.num_classes:
         raise ModelDatasetMismatchError(f"model {model_name!r} returns {tuple(out.shape)} logits but dataset "
                                         f"{info.name!r} has {info.num_classes} classes")
@@ -106,27 +131,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_output_folder(run_dir: Path, resuming: bool) -> None:
-    """A new run writes only into a missing or empty folder, or one that holds an unfinished run's own files."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunExistsError(f"--output {run_dir} is a file, not a folder; choose a folder for the run")
-    if resuming or not run_dir.is_dir():
-        return
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        raise RunExistsError(f"{run_dir} already holds a run (checkpoints/last.pt); pass "
-                             f"--resume {run_dir} to continue it or choose another --output")
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
-    record = run_dir / "config.json"
-    if not foreign and record.is_file():
-        try:
-            ok = {"config", "recipe"} <= set(json.loads(record.read_text()))
-        except (ValueError, TypeError, UnicodeDecodeError):
-            ok = False
-        if not ok:
-            foreign = ["config.json (not a tglc-train run record)"]
-    if foreign:
-        raise RunExistsError(f"--output {run_dir} holds files that are not a tglc-train run: {foreign[:10]}; "
-                             "a run never writes into a folder of other files: choose a new or empty folder")
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> TrainConfig:
@@ -152,7 +158,7 @@ def merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> 
                                         "a resumed run keeps its settings: drop these options, or start a new run "
                                         "with a new --output")
     for key in runtime:
-        if new[key] not in (None, ""):
+        if new[key] not in (None, "") and (new[key] != defaults.get(key) or key not in saved):
             merged[key] = new[key]
     if new["epochs"] is not None and new["epochs"] != saved.get("epochs"):
         recipe = TrainConfig.from_dict(saved).resolved_recipe()
@@ -168,97 +174,197 @@ def merge_resume_config(cfg: TrainConfig, saved: dict[str, Any], path: Path) -> 
     return TrainConfig.from_dict(merged)
 
 
+def _resume_target(cfg: TrainConfig) -> Path | None:
+    """The checkpoint ``cfg.resume`` names (``"auto"``: ``--output``'s latest, or none for a fresh start)."""
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        if not cfg.output:
+            raise ValueError("--resume auto needs --output: the run folder to continue or to start")
+        return resolve_resume_path(cfg.output) if latest_entry(cfg.output) is not None else None
+    return resolve_resume_path(cfg.resume)
+
+
 class _Run:
     """State of one training run (one process)."""
 
     history: list[dict[str, Any]]
+    par: Parallelized
 
     def __init__(self, cfg: TrainConfig, ctx: DistContext, log: Callable[[str], None]) -> None:
         self.cfg, self.ctx, self.log = cfg, ctx, log
         self.ckpt: dict[str, Any] | None = None
-        self._rng_to_restore: dict[str, Any] | None = None
-        if cfg.resume:
-            path = resolve_resume_path(cfg.resume)
+        self.ckpt_path: Path | None = None
+        path = _resume_target(cfg)
+        if path is not None:
+            self.ckpt_path = path
             self.ckpt = load_checkpoint(path)
             self.cfg = cfg = merge_resume_config(cfg, self.ckpt["config"], path)
+        elif not (cfg.model and cfg.dataset):
+            raise ValueError(f"--resume {cfg.resume}: {cfg.output} holds no run yet, and starting one needs --model "
+                             "and --dataset")
         self.run_dir = Path(cfg.output)
-        check_output_folder(self.run_dir, resuming=self.ckpt is not None)
         self.recipe: Recipe = cfg.resolved_recipe()
         self.mode: ParallelMode = get_parallel_mode(cfg.parallel)
+        self.lock = RunLock(self.run_dir)
+        self.stop = StopSignals()
+        self.global_step = 0
+        self.start_epoch, self.start_step = 0, 0
+        self.totals = _EpochTotals()
+        self.epoch_lr = 0.0
+        self.last_saved_step = -1
+        self._rng_to_restore: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------------ setup
+    def claim_folder(self) -> None:
+        """Rank 0 checks the folder and takes its lock; every rank learns whether that worked."""
+        error = ""
+        if self.ctx.is_main:
+            try:
+                check_output_folder(self.run_dir, resuming=self.ckpt is not None)
+                self.lock.acquire()
+                note = self.lock.stale_note()
+                if note:
+                    self.log(f"[train] {note}")
+            except (RunLockedError, OSError, ValueError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                if not self.ctx.distributed:
+                    raise
+        if self.ctx.distributed:
+            with named_collective("the start of the run (rank 0 taking the run folder)", self.ctx):
+                failed = all_reduce_sum([1.0 if error else 0.0], self.ctx)[0]
+            if failed:
+                raise RunLockedError(error or f"rank 0 could not take the run folder {self.run_dir} (see its error)")
+
     def setup(self) -> None:
-        cfg, ctx, r = self.cfg, self.ctx, self.recipe
+        cfg, ctx = self.cfg, self.ctx
         _seed_everything(cfg.seed)
+        self._data()
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.memory_format = memory_format
+        self.par = self.mode.setup(lambda: build_model_for(cfg.model, self.info, cfg.model_overrides(),
+                                                           cfg.pretrained), ctx, memory_format)
+        self.model, self.net = self.par.model, self.par.net
+        for note in self.par.notes:
+            if ctx.is_main:
+                self.log(f"[train] {note}")
+        sample = torch.stack([self.test_ds[i][0] for i in range(min(2, len(cast(Sized, self.test_ds))))])
+        _check_forward(self.net, sample.to(ctx.device, memory_format=memory_format), cfg.model, self.info)
+        if ctx.rank > 0:  # same weights everywhere, different augmentation draws
+            _seed_everything(cfg.seed + ctx.rank)
+        self.num_params = self._count_params()
+        self._optimizer()
+        self._loaders()
+        if self.ckpt is not None:
+            assert self.ckpt_path is not None
+            self._load_state(self.ckpt, self.ckpt_path)
+        if cfg.compile:
+            self.net = cast(nn.Module, torch.compile(self.net))  # an OptimizedModule; the stubs say Callable
+        self.tb = TensorBoardLogger(self.run_dir, enabled=cfg.tensorboard and ctx.is_main)
+        self.ckpt_dir = CheckpointDir(self.run_dir, cfg.keep_checkpoints)
+        if ctx.is_main:
+            self.ckpt_dir.prepare()
+            atomic_write_json(self.run_dir / "config.json", self._run_record())
+
+    def _data(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
         if ctx.is_main and cfg.download:
             build_datasets(cfg.dataset, cfg.data_dir, download=True)
         if ctx.distributed:
-            torch.distributed.barrier()
+            dist.barrier()
         train_ds, test_ds, self.info = build_datasets(cfg.dataset, cfg.data_dir, augment=cfg.augment,
                                                       image_size=cfg.image_size)
         self.train_ds = _subset(train_ds, cfg.train_subset, cfg.seed)
         self.test_ds = test_ds
-        self.model = build_model_for(cfg.model, self.info, cfg.model_overrides(), cfg.pretrained)
-        _check_forward(self.model, torch.stack([test_ds[i][0] for i in range(min(2, len(cast(Sized, test_ds))))]),
-                       cfg.model, self.info)
-        if ctx.rank > 0:  # same weights everywhere (DDP also broadcasts), different augmentation draws
-            _seed_everything(cfg.seed + ctx.rank)
-        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        # Module.to takes a device and a memory_format together; torch's overloads list them apart
-        self.model.to(ctx.device, memory_format=self.memory_format)  # type: ignore[call-overload]
-        self.num_params = sum(p.numel() for p in self.model.parameters())
+
+    def _count_params(self) -> int:
+        """The single-process model's parameter count (a shard holds only its part)."""
+        counts = getattr(self.net, "param_counts", None)
+        if counts is None or self.par.layout is None:
+            return sum(p.numel() for p in self.model.parameters())
+        local = counts()
+        return int(local["sharded"] * self.par.layout.groups + local["replicated"])
+
+    def _optimizer(self) -> None:
+        r = self.recipe
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=r.lr, momentum=r.momentum,
                                          weight_decay=r.weight_decay, nesterov=r.nesterov)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.amp]
-        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == "fp16")
-        self.start_epoch, self.history = 0, []
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[self.cfg.amp]
+        self.scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.cfg.amp == "fp16")
+        self.history = []
         self.best_acc, self.best_epoch = -1.0, -1
-        self.shard = shard = self.mode.shard_data and ctx.distributed
-        rank, world = (ctx.rank, ctx.world_size) if shard else (0, 1)
+
+    def _loaders(self) -> None:
+        cfg, r, par = self.cfg, self.recipe, self.par
+        world = par.data_world
         self.local_batch = r.batch_size // world
         if r.batch_size % (world * cfg.grad_accum):
-            raise ValueError(f"batch size {r.batch_size} must be divisible by world size x grad_accum = "
+            raise ValueError(f"batch size {r.batch_size} must be divisible by data-parallel replicas x grad_accum = "
                              f"{world} x {cfg.grad_accum}")
-        self.batch_sampler = GlobalBatchSampler(len(cast(Sized, self.train_ds)), r.batch_size, seed=cfg.seed, rank=rank,
-                                                world_size=world)
+        self.batch_sampler = GlobalBatchSampler(len(cast(Sized, self.train_ds)), r.batch_size, seed=cfg.seed,
+                                                rank=par.data_rank, world_size=world)
         self.steps_per_epoch = len(self.batch_sampler)
         if cfg.limit_train_batches is not None:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.limit_train_batches)
         self.scheduler = build_scheduler(self.optimizer, steps_per_epoch=self.steps_per_epoch, epochs=r.epochs,
                                          schedule=r.schedule, warmup_epochs=r.warmup_epochs,
                                          lr_milestones=r.lr_milestones, lr_gamma=r.lr_gamma)
-        self.net = self.mode.wrap(self.model, ctx)
-        if self.ckpt is not None:
-            self._load_state(self.ckpt)
-        if cfg.compile:
-            self.net = cast(nn.Module, torch.compile(self.net))  # an OptimizedModule; the stubs say Callable
-        pin = ctx.device.type == "cuda"
+        pin = self.ctx.device.type == "cuda"
         self.train_loader = DataLoader(self.train_ds, batch_sampler=self.batch_sampler, num_workers=cfg.workers,
                                        pin_memory=pin)
         self.test_loader = DataLoader(self.test_ds, batch_size=max(self.local_batch, 1), num_workers=cfg.workers,
-                                      sampler=ShardSampler(len(cast(Sized, self.test_ds)), rank=rank,
+                                      sampler=ShardSampler(len(cast(Sized, self.test_ds)), rank=par.data_rank,
                                                            world_size=world),
                                       pin_memory=pin)
-        self.tb = TensorBoardLogger(self.run_dir, enabled=cfg.tensorboard and ctx.is_main)
-        if ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            clear_stale_temporaries(self.run_dir / "checkpoints")  # left by a process killed mid-save
-            atomic_write_json(self.run_dir / "config.json", self._run_record())
 
-    def _load_state(self, ckpt: dict[str, Any]) -> None:
+    # -------------------------------------------------------------------------------------- resume
+    def _load_state(self, ckpt: dict[str, Any], path: Path) -> None:
+        rng: dict[str, Any] | None = ckpt["rng"] if self.ctx.is_main else None
         try:
-            self.mode.load_training_state(self.net, self.model, self.optimizer, ckpt["model"], ckpt["optimizer"])
+            if "sharded" in ckpt and self.mode.sharded_checkpoints:
+                tensors = self.mode.load_sharded(path, self.par, self.optimizer)
+                rng = rng_from_tensors(tensors) if tensors else None
+                self._restore_hyper_parameters(ckpt)
+            else:
+                model_state, optimizer_state = self._single_process_state(ckpt, path)
+                self.mode.load_training_state(self.net, self.model, self.optimizer, model_state, optimizer_state)
+                ranks = ckpt.get("rng_ranks") or []
+                if len(ranks) == self.ctx.world_size:
+                    rng = rng_from_tensors(ranks[self.ctx.rank])
             restore_scheduler_state(self.scheduler, ckpt["scheduler"])
             if ckpt.get("scaler"):
                 self.scaler.load_state_dict(ckpt["scaler"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"the checkpoint does not fit model {self.cfg.model!r}: {str(exc)[:300]}") from exc
+            raise CheckpointError(f"the checkpoint {path} does not fit model {self.cfg.model!r}: "
+                                  f"{str(exc)[:300]}") from exc
         self.start_epoch = int(ckpt["epoch"])
+        self.start_step = int(ckpt.get("epoch_step", 0))
+        self.global_step = int(ckpt.get("global_step", self.start_epoch * self.steps_per_epoch))
+        self.last_saved_step = self.global_step
+        self.totals = _EpochTotals(**ckpt.get("epoch_totals", {}))
         self.history = [dict(row) for row in ckpt["history"]]
         self.best_acc, self.best_epoch = float(ckpt["best_acc"]), int(ckpt["best_epoch"])
-        self._rng_to_restore = ckpt["rng"]
+        self._rng_to_restore = rng
+
+    def _single_process_state(self, ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(model, optimizer)`` state dicts in single-process layout (read whole from a sharded checkpoint)."""
+        if "sharded" not in ckpt:
+            return ckpt["model"], ckpt["optimizer"]
+        model_state = read_full_tensors(path, "model.")
+        names = [n for n, _ in self.model.named_parameters()]
+        optim = read_full_tensors(path, "optim.") if any(True for _ in ckpt["optimizer"].get("state_keys", ())) else {}
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in optim.items():
+            name, _, entry = key.rpartition(".")
+            state.setdefault(names.index(name), {})[entry] = value
+        return model_state, {"state": state, "param_groups": ckpt["optimizer"]["param_groups"]}
+
+    def _restore_hyper_parameters(self, ckpt: dict[str, Any]) -> None:
+        for group, saved in zip(self.optimizer.param_groups, ckpt["optimizer"]["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
 
     def _run_record(self) -> dict[str, Any]:
+        layout = self.par.layout
         return {"config": self.cfg.to_dict(), "recipe": self.recipe.to_dict(), "dataset": {
             "name": self.info.name, "num_classes": self.info.num_classes, "in_chans": self.info.in_chans,
             "input_size": list(self.info.input_size), "mean": list(self.info.mean), "std": list(self.info.std),
@@ -266,6 +372,7 @@ class _Run:
             "test_samples": len(self.test_ds)},  # type: ignore[arg-type]
             "model_args": dict(getattr(self.model, "model_args", {})), "num_params": self.num_params,
             "world_size": self.ctx.world_size, "parallel": self.cfg.parallel,
+            "mesh": {"data": layout.data, "group": layout.groups} if layout is not None else None,
             "hardware": hardware_description(self.ctx.device), "torch": torch.__version__}
 
     # ------------------------------------------------------------------------------------------- loop
@@ -279,145 +386,237 @@ class _Run:
         x = x.to(self.ctx.device, non_blocking=nb, memory_format=self.memory_format)
         return x, y.to(self.ctx.device, non_blocking=nb)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        self.net.train()
-        self.batch_sampler.set_epoch(epoch)
-        steps = self.steps_per_epoch
-        lr = self.optimizer.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.ctx.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.ctx.device)
-        seen = 0
-        bar = self._bar(steps, f"epoch {epoch + 1}/{self.recipe.epochs}")
-        world = self.ctx.world_size if self.shard else 1
-        t0 = time.perf_counter()
-        for step, (x, y) in enumerate(self.train_loader):
-            if step >= steps:
+    def _batches(self, epoch: int, start: int) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+        self.batch_sampler.set_epoch(epoch, start_batch=start)
+        for i, batch in enumerate(self.train_loader, start):
+            if i >= self.steps_per_epoch:
                 break
+            yield i, batch
+
+    def train_epoch(self, epoch: int, start: int) -> dict[str, float]:
+        self.net.train()
+        steps = self.steps_per_epoch
+        if start == 0:
+            self.epoch_lr = self.optimizer.param_groups[0]["lr"]
+        lr, totals = self.epoch_lr, self.totals
+        bar = self._bar(steps, f"epoch {epoch + 1}/{self.recipe.epochs}", start)
+        t0 = time.perf_counter() - totals.elapsed
+        for step, (x, y) in self._batches(epoch, start):
             x, y = self._to_device(x, y)
             res = train_step(self.net, x, y, self.optimizer, scaler=self.scaler, autocast=self._autocast,
                              micro_batches=self.cfg.grad_accum, no_sync=lambda: self.mode.no_sync(self.net))
             self.scheduler.step()
+            self.global_step += 1
             if step % 50 == 0 and not math.isfinite(float(res.loss)):
                 raise FloatingPointError(f"training loss is {float(res.loss)} at epoch {epoch + 1} step {step + 1}; "
                                          "lower --lr or try --amp bf16 instead of fp16")
-            loss_sum += res.loss_sum
-            correct += res.correct
-            seen += res.samples
+            totals.loss_sum += float(res.loss_sum)
+            totals.correct += float(res.correct)
+            totals.seen += res.samples
+            totals.elapsed = time.perf_counter() - t0
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0 or step == steps - 1:
-                    dt = time.perf_counter() - t0
-                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{float(correct) / seen:.4f}",
-                                    lr=f"{lr:.3g}", img_s=f"{seen * world / max(dt, 1e-9):.0f}")
+                    bar.set_postfix(loss=f"{totals.loss_sum / totals.seen:.4f}", lr=f"{lr:.3g}",
+                                    acc=f"{totals.correct / totals.seen:.4f}",
+                                    img_s=f"{totals.seen * self.par.data_world / max(totals.elapsed, 1e-9):.0f}")
+            self._between_steps(epoch, step + 1)
         if bar is not None:
             bar.close()
-        elapsed = time.perf_counter() - t0
-        total_loss, total_correct, total_seen = self._sum_over_ranks([float(loss_sum), float(correct), float(seen)])
+        total_loss, total_correct, total_seen = self._sum_over_replicas([totals.loss_sum, totals.correct,
+                                                                         totals.seen])
         if not math.isfinite(total_loss):
             raise FloatingPointError(f"training loss became {total_loss} in epoch {epoch + 1}; lower --lr or try "
                                      "--amp bf16 instead of fp16")
         n = max(total_seen, 1)
+        elapsed = totals.elapsed
+        self.totals = _EpochTotals()
         return {"lr": lr, "train_loss": total_loss / n, "train_acc": total_correct / n,
                 "train_time_s": elapsed, "train_img_per_s": total_seen / max(elapsed, 1e-9),
                 "train_samples": int(total_seen)}
 
+    def _between_steps(self, epoch: int, done: int) -> None:
+        """After each optimizer step: stop on a signal (with a checkpoint), or save every ``checkpoint_every``."""
+        signum = self.stop.agreed(self.ctx)
+        every = self.cfg.checkpoint_every
+        mid_epoch = done < self.steps_per_epoch
+        if signum or (every and mid_epoch and self.global_step % every == 0):
+            self.save(epoch, done, is_best=False)
+        if signum:
+            name = StopSignals.name(signum)
+            raise TrainingInterrupted(
+                f"stopped by {name} after step {done} of epoch {epoch + 1} (global step {self.global_step}); "
+                f"checkpoint saved in {self.run_dir / 'checkpoints'}. Continue with: tglc-train --resume "
+                f"{self.run_dir}", signum)
+
     def evaluate(self) -> dict[str, float]:
+        with named_collective("the broadcast of replica 0's BatchNorm statistics before evaluation", self.ctx):
+            self.mode.sync_buffers(self.par)
         totals = evaluate(self.net, self.test_loader, prepare=self._to_device, autocast=self._autocast,
                           limit_batches=self.cfg.limit_val_batches)
-        loss_sum, correct, seen = self._sum_over_ranks([totals.loss_sum, float(totals.correct), float(totals.samples)])
+        loss_sum, correct, seen = self._sum_over_replicas([totals.loss_sum, float(totals.correct),
+                                                           float(totals.samples)])
         totals.loss_sum, totals.correct, totals.samples = loss_sum, int(correct), int(seen)
         return totals.metrics()
 
-    def _sum_over_ranks(self, values: list[float]) -> list[float]:
+    def _sum_over_replicas(self, values: list[float]) -> list[float]:
         """Totals over the data shards (ranks that read the same batches are not added up)."""
-        return all_reduce_sum(values, self.ctx) if self.shard else list(values)
+        if self.par.data_world == 1:
+            return list(values)
+        with named_collective("the all-reduce of the epoch's metrics", self.ctx):
+            return all_reduce_sum(values, self.ctx, group=self.par.data_group)
 
-    def _bar(self, total: int, desc: str) -> Any:
+    def _bar(self, total: int, desc: str, start: int) -> Any:
         if not (self.cfg.progress and self.ctx.is_main):
             return None
         try:
             from tqdm import tqdm
         except ImportError:  # progress bars come with the [train] extra
             return None
-        return tqdm(total=total, desc=desc, mininterval=1.0, dynamic_ncols=True, leave=False)
+        return tqdm(total=total, initial=start, desc=desc, mininterval=1.0, dynamic_ncols=True, leave=False)
 
-    def checkpoint_state(self, epoch: int, model_state: dict[str, Any], optimizer_state: dict[str, Any]
-                         ) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model_state, "optimizer": optimizer_state,
+    # --------------------------------------------------------------------------------- checkpoints
+    def _trainer_state(self, epoch: int, epoch_step: int) -> dict[str, Any]:
+        """Everything but the tensors of model and optimizer (the same on every rank)."""
+        totals = vars(self.totals).copy() if epoch_step else {}
+        return {"format": CHECKPOINT_FORMAT, "epoch": epoch, "epoch_step": epoch_step,
+                "global_step": self.global_step, "epoch_totals": totals, "epoch_lr": self.epoch_lr,
                 "scheduler": plain_scheduler_state(self.scheduler.state_dict()),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "rng": capture_rng_state(), "config": self.cfg.to_dict(), "history": self.history,
                 "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                 "model_name": self.cfg.model, "model_args": dict(getattr(self.model, "model_args", {})),
                 "dataset": self._run_record()["dataset"], "recipe": self.recipe.to_dict(),
-                "hardware": hardware_description(self.ctx.device), "world_size": self.ctx.world_size}
+                "hardware": hardware_description(self.ctx.device), "world_size": self.ctx.world_size,
+                "mesh": self._run_record()["mesh"]}
 
+    def _gather_rng(self) -> list[dict[str, torch.Tensor]]:
+        """Every rank's RNG states (a collective in distributed runs), for a single-process-layout file."""
+        mine = rng_to_tensors(capture_rng_state())
+        if not self.ctx.distributed:
+            return [mine]
+        out: list[dict[str, torch.Tensor]] = [{} for _ in range(self.ctx.world_size)]
+        for key in sorted(mine):
+            parts = [torch.empty_like(mine[key]) for _ in range(self.ctx.world_size)]
+            dist.all_gather(parts, mine[key].contiguous())
+            for r, t in enumerate(parts):
+                out[r][key] = t
+        return out
+
+    def save(self, epoch: int, epoch_step: int, is_best: bool) -> None:
+        """Collective: a checkpoint of the state after ``epoch_step`` steps of epoch ``epoch`` (0: its start)."""
+        if self.global_step == self.last_saved_step and not is_best and epoch_step:
+            return
+        with named_collective(f"the checkpoint at global step {self.global_step}", self.ctx):
+            self._save(epoch, epoch_step, is_best)
+
+    def _save(self, epoch: int, epoch_step: int, is_best: bool) -> None:
+        self.mode.sync_buffers(self.par)
+        state = self._trainer_state(epoch, epoch_step)
+        if self.mode.sharded_checkpoints:
+            state["optimizer"] = {"param_groups": self.optimizer.state_dict()["param_groups"],
+                                  "state_keys": sorted({k for s in self.optimizer.state.values() for k in s})}
+            path = self.ckpt_dir.sharded_path(self.global_step)
+            self.mode.save_sharded(path, self.par, self.optimizer, rng_to_tensors(state["rng"]),
+                                   lambda folder: self.ckpt_dir.write_trainer_state(folder, state))
+            if self.ctx.is_main:
+                self.ckpt_dir.commit_sharded(self.global_step, is_best)
+        else:
+            model_state, optimizer_state = self.mode.training_state(self.net, self.model, self.optimizer)
+            ranks = self._gather_rng()
+            if self.ctx.is_main:
+                state.update(model=model_state, optimizer=optimizer_state,
+                             rng_ranks=ranks if self.ctx.distributed else None)
+                self.ckpt_dir.save_file(state, self.global_step, is_best)
+        self.last_saved_step = self.global_step
+        if self.ctx.distributed:
+            dist.barrier()
+
+    # ---------------------------------------------------------------------------------------- run
     def run(self) -> RunResult:
         cfg, ctx = self.cfg, self.ctx
         if ctx.is_main:
             self.log(f"[train] {cfg.model} ({self.num_params:,} params) on {self.info.name} "
                      f"({len(self.train_ds)} train / {len(self.test_ds)} test), recipe {self.recipe.name}: "  # type: ignore[arg-type]
                      f"{self.recipe.epochs} epochs, batch {self.recipe.batch_size}, lr {self.recipe.lr}, "
-                     f"device {ctx.device}, world {ctx.world_size}, run dir {self.run_dir}")
-            if self.start_epoch:
-                self.log(f"[train] resumed after epoch {self.start_epoch}")
-        if self._rng_to_restore is not None:
-            restore_rng_state(self._rng_to_restore)
-            if ctx.rank > 0:
-                _seed_everything(cfg.seed + ctx.rank + 1000003 * self.start_epoch)
+                     f"device {ctx.device}, world {ctx.world_size} ({cfg.parallel}), run dir {self.run_dir}")
+            if self.ckpt is not None:
+                within = f" and {self.start_step} steps of epoch {self.start_epoch + 1}" if self.start_step else ""
+                self.log(f"[train] resumed after epoch {self.start_epoch}{within} (global step {self.global_step}) "
+                         f"from {self.ckpt_path}")
+        if self.ckpt is not None:
+            if self._rng_to_restore is not None:
+                restore_rng_state(self._rng_to_restore)
+            elif ctx.rank > 0:  # this rank's generators were not saved (the run had fewer processes)
+                _seed_everything(cfg.seed + ctx.rank + 1000003 * self.global_step)
+            self.epoch_lr = float(self.ckpt.get("epoch_lr") or self.optimizer.param_groups[0]["lr"])
         wall0 = self.history[-1]["elapsed_s"] if self.history else 0.0
-        for epoch in range(self.start_epoch, self.recipe.epochs):
-            t0 = time.perf_counter()
-            row: dict[str, Any] = {"epoch": epoch + 1}
-            row.update(self.train_epoch(epoch))
-            row.update(self.evaluate())
-            row["epoch_time_s"] = time.perf_counter() - t0
-            wall0 += row["epoch_time_s"]
-            row["elapsed_s"] = wall0
-            self.history.append(row)
-            if row["test_acc"] > self.best_acc:
-                self.best_acc, self.best_epoch = row["test_acc"], epoch + 1
-            # every rank: for a sharding mode this is a collective
-            model_state, optimizer_state = self.mode.training_state(self.net, self.model, self.optimizer)
-            if ctx.is_main:
-                self._save(self.checkpoint_state(epoch + 1, model_state, optimizer_state),
-                           is_best=self.best_epoch == epoch + 1)
-                self.tb.log_epoch(row)
-                self.log(f"[train] epoch {epoch + 1}/{self.recipe.epochs}: loss {row['train_loss']:.4f} "
-                         f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f} "
-                         f"({row['train_img_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s)")
-            if ctx.distributed:
-                torch.distributed.barrier()
+        with self.stop:
+            for epoch in range(self.start_epoch, self.recipe.epochs):
+                t0 = time.perf_counter()
+                row: dict[str, Any] = {"epoch": epoch + 1}
+                start, self.start_step = self.start_step, 0
+                row.update(self.train_epoch(epoch, start))
+                row.update(self.evaluate())
+                row["epoch_time_s"] = time.perf_counter() - t0
+                wall0 += row["epoch_time_s"]
+                row["elapsed_s"] = wall0
+                row["peak_rss_mb"] = self._peak_memory()[0]
+                self.history.append(row)
+                if row["test_acc"] > self.best_acc:
+                    self.best_acc, self.best_epoch = row["test_acc"], epoch + 1
+                self.save(epoch + 1, 0, is_best=self.best_epoch == epoch + 1)
+                if ctx.is_main:
+                    write_metrics(self.run_dir, self.history)
+                    plot_history(self.history, self.run_dir / "curves.png", label=cfg.model,
+                                 title=f"{cfg.model} on {self.info.name}")
+                    self.tb.log_epoch(row)
+                    self.log(f"[train] epoch {epoch + 1}/{self.recipe.epochs}: loss {row['train_loss']:.4f} "
+                             f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f} "
+                             f"({row['train_img_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s)")
         self.tb.close()
+        peak, per_rank = self._peak_memory()
+        if ctx.is_main:
+            atomic_write_json(self.run_dir / "memory.json", {"peak_rss_mb_per_rank": per_rank, "peak_rss_mb": peak,
+                                                             "world_size": ctx.world_size})
         result = RunResult(self.run_dir, self.history, self.best_acc, self.best_epoch, wall0,
-                           info={"hardware": hardware_description(ctx.device), "world_size": ctx.world_size})
+                           info={"hardware": hardware_description(ctx.device), "world_size": ctx.world_size,
+                                 "peak_rss_mb_per_rank": per_rank})
         if cfg.publish and ctx.is_main:
             result.published = publish_run(self.run_dir, cfg.publish, which=cfg.publish_which,
                                            push_to_hub=cfg.push_to_hub, log=self.log)
         if ctx.distributed:
-            torch.distributed.barrier()
+            dist.barrier()
         return result
 
-    def _save(self, state: dict[str, Any], is_best: bool) -> None:
-        ckpt_dir = self.run_dir / "checkpoints"
-        atomic_torch_save(state, ckpt_dir / "last.pt")
-        if is_best:
-            atomic_torch_save(state, ckpt_dir / "best.pt")
-        write_metrics(self.run_dir, self.history)
-        plot_history(self.history, self.run_dir / "curves.png", label=self.cfg.model,
-                     title=f"{self.cfg.model} on {self.info.name}")
+    def _peak_memory(self) -> tuple[float, list[float]]:
+        """Peak resident memory (MiB): the largest over the ranks, and every rank's (a collective)."""
+        mine = _peak_rss_mb()
+        if not self.ctx.distributed:
+            return mine, [mine]
+        t = torch.zeros(self.ctx.world_size, dtype=torch.float64)
+        t[self.ctx.rank] = mine
+        with named_collective("the all-reduce of every rank's peak memory", self.ctx):
+            dist.all_reduce(t)
+        per_rank = [round(v, 1) for v in t.tolist()]
+        return max(per_rank), per_rank
 
 
 def train(cfg: TrainConfig, *, ctx: DistContext | None = None, log: Callable[[str], None] | None = None
           ) -> RunResult:
     """Run (or resume) the training described by ``cfg``; see the module docstring for what it writes."""
     own_ctx = ctx is None
-    ctx = ctx or setup_distributed(cfg.device)
+    ctx = ctx or setup_distributed(cfg.device, timeout_s=cfg.dist_timeout)
     log = log or (lambda msg: print(msg, flush=True))
+    run: _Run | None = None
     try:
         run = _Run(cfg, ctx, log)
+        run.claim_folder()
         run.setup()
         return run.run()
     finally:
+        if run is not None:
+            run.lock.release()
         if own_ctx:
             teardown_distributed(ctx)
+
