@@ -36,6 +36,18 @@ def test_new_num_classes_reinitialises_only_the_head(tmp_path, caplog):
     assert torch.equal(model.fc.bias, fresh.fc.bias) and model.fc.weight.std() < 0.05
 
 
+def test_no_head_is_not_called_a_fresh_head(tmp_path, caplog):
+    folder = _save(make_model(NAME), tmp_path / "ck")
+    tags = tglc_zoo.list_models(pretrained=True)
+    with caplog.at_level(logging.WARNING, logger="tglc_zoo"):
+        models = [tglc_zoo.from_pretrained(folder, num_classes=0)]
+        models += [tglc_zoo.create_model(tags[0], pretrained=True, num_classes=0)] if tags else []
+    for model in models:
+        assert model.num_classes == 0 and isinstance(model.get_classifier(), torch.nn.Identity)
+    assert "checkpoint has 3 classes; with num_classes=0 the model has no classifier" in caplog.text
+    assert "fresh initialisation" not in caplog.text
+
+
 def test_one_channel_model_adapted_to_three(tmp_path, caplog):
     src = make_model(NAME, in_chans=1)
     folder = _save(src, tmp_path / "ck")

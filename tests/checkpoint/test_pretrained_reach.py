@@ -55,7 +55,7 @@ def test_without_the_mirror_the_hub_serves_the_same_weights(local_hub):
     ref = tglc_zoo.create_model(tag, pretrained=True)
     for model in (tglc_zoo.create_model(tag, pretrained=True, pretrained_cfg_overlay=dict(file=None)),
                   timm.create_model(tag, pretrained=True, pretrained_cfg_overlay=dict(file=None)),
-                  tglc_zoo.from_pretrained(entry["hf_hub_id"]),
+                  tglc_zoo.from_pretrained(entry["hf_hub_id"], revision="main"),  # a revision: the Hub, not the mirror
                   timm.create_model(f"hf-hub:{entry['hf_hub_id']}", pretrained=True)):
         assert torch.equal(_outputs(model), _outputs(ref))
     assert any("/resolve/" in path for _, path in local_hub.log.requests)
@@ -134,8 +134,8 @@ def test_publish_zoo_is_idempotent_and_has_a_dry_run(local_hub, capsys):
     assert len(local_hub.log.commits) == commits and capsys.readouterr().out.count("is up to date") == len(TAGS)
     validated = {front["model-index"][0]["name"] for front in local_hub.log.validated}
     assert validated == set(TAGS)
-    # published models load back through the Hub, as a user of the wheel would load them
-    assert torch.equal(_outputs(tglc_zoo.from_pretrained(f"tglc-zoo/{TAGS[0]}")),
+    # published models load back through the Hub (a revision: not the in-repo mirror), as the wheel loads them
+    assert torch.equal(_outputs(tglc_zoo.from_pretrained(f"tglc-zoo/{TAGS[0]}", revision="main")),
                        _outputs(tglc_zoo.create_model(TAGS[0], pretrained=True)))
 
 

@@ -23,13 +23,24 @@ means the name's first tag with weights, in manifest order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..archs import VARIANTS
-from ..checkpoint import ResolvedCheckpoint, read_state_dict, tensor_shapes
+from ..checkpoint import (
+    HF_PREFIX,
+    WEIGHTS_NAME,
+    ResolvedCheckpoint,
+    read_state_dict,
+    resolve_source,
+    split_repo_id,
+    tensor_shapes,
+)
+from ..checkpoint.hf import cached_hf_file
+from ..checkpoint.sources import FOLDER_WEIGHTS
 from ..errors import ModelArgumentError
 from ..models.features import wrap_features
 from .arch import Architecture, ZooArchitecture
@@ -54,6 +65,22 @@ class ResolvedConfig:
     model_kwargs: dict[str, Any]
     adapt_head: bool = False
     adapt_stem: bool = False
+    reference: ResolvedCheckpoint | None = None  # the weights that bound the build (the checkpoint, or the
+    #                                               weights beside a config read without them)
+
+
+def _weights_beside(req: BuildRequest) -> ResolvedCheckpoint | None:
+    """The weights beside a ``config.json`` read without them (timm's ``local-dir:``/``hf-hub:`` routes with
+    ``pretrained=False``): in its folder, or in the Hugging Face cache (never downloaded for this)."""
+    source = req.config_source
+    if source is None:
+        return None
+    if source.startswith(HF_PREFIX):
+        repo_id, revision = split_repo_id(source)
+        cached = cached_hf_file(repo_id, WEIGHTS_NAME, revision=revision, cache_dir=req.cache_dir)
+        return resolve_source(cached) if cached is not None else None
+    folder = Path(source)
+    return resolve_source(folder) if any((folder / name).is_file() for name in FOLDER_WEIGHTS) else None
 
 
 def resolve_config(arch: Architecture, req: BuildRequest) -> ResolvedConfig:
@@ -62,14 +89,21 @@ def resolve_config(arch: Architecture, req: BuildRequest) -> ResolvedConfig:
     cfg = arch.resolve_cfg(req)
     requested = dict(req.model_kwargs)
     if not req.pretrained:
-        return ResolvedConfig(cfg, None, arch.model_kwargs(cfg, None, requested, "call"))
+        model_kwargs = arch.model_kwargs(cfg, None, requested, "call")
+        beside = _weights_beside(req)
+        if beside is None:
+            return ResolvedConfig(cfg, None, model_kwargs)
+        # built as the config says, and bounded by the weights it came with: their plan decides only what
+        # the check may ignore (a head or stem the user asked to differ)
+        plan = plan_load(beside, cfg, model_kwargs, {k: requested[k] for k in _HEAD_STEM if k in requested})
+        return ResolvedConfig(cfg, None, model_kwargs, plan.adapt_head, plan.adapt_stem, beside)
     checkpoint = resolve_pretrained(arch.name, req.pretrained, cfg, cache_dir=req.cache_dir)
     cfg = merge_checkpoint_cfg(cfg, checkpoint)
     saved = dict((checkpoint.config or {}).get("model_args", {}))
     model_kwargs = arch.model_kwargs(cfg, saved, {k: v for k, v in requested.items() if k not in _HEAD_STEM},
                                      f"{checkpoint.origin}'s config")
     plan = plan_load(checkpoint, cfg, model_kwargs, {k: requested[k] for k in _HEAD_STEM if k in requested})
-    return ResolvedConfig(cfg, checkpoint, plan.model_kwargs, plan.adapt_head, plan.adapt_stem)
+    return ResolvedConfig(cfg, checkpoint, plan.model_kwargs, plan.adapt_head, plan.adapt_stem, checkpoint)
 
 
 def _plan(model: nn.Module, resolved: ResolvedConfig, shapes: dict[str, Any]) -> LoadReport:
@@ -111,11 +145,11 @@ def build_model_with_cfg(arch: Architecture, pretrained: Any = False, **kwargs: 
     def build() -> nn.Module:
         return arch.build(resolved.cfg, dict(resolved.model_kwargs))
 
-    with building(_config_key(req, checkpoint) if req.from_config else None, origin):
+    with req.limits.active(), building(_config_key(req, checkpoint) if req.from_config else None, origin):
         if req.from_config:
             meta = meta_build(build, req.limits, origin)
-            if checkpoint is not None:  # before the real build: the config cannot ask for more than its weights
-                check_fits(_plan(meta, resolved, tensor_shapes(checkpoint)), arch.name)
+            if resolved.reference is not None:  # before the real build: nothing its weights do not hold
+                check_fits(_plan(meta, resolved, tensor_shapes(resolved.reference)), arch.name)
             del meta
         model = build()
     if checkpoint is not None:

@@ -36,6 +36,11 @@ _BUILDING: ContextVar[tuple[str, ...]] = ContextVar("tglc_zoo_building", default
 class _OverBudget(Exception):
     """Raised inside a meta build by the counters; turned into a :class:`ConfigError` by :func:`meta_build`."""
 
+    def __init__(self, what: str, argument: str | None = None, env: str | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.raise_with = f"; if you trust this checkpoint, raise the limit with {argument} or ${env}" if env else ""
+
 
 class _Budget(TorchFunctionMode):
     """Counts what a build on the meta device registers and does, on this thread only."""
@@ -54,26 +59,25 @@ class _Budget(TorchFunctionMode):
             return
         self.elements += value.numel()
         if self.elements > self.limits.max_params:
-            raise _OverBudget(f"more than {self.limits.max_params:,} parameters and buffers (max_params=, "
-                              f"${PARAMS_ENV})")
+            raise _OverBudget(f"more than {self.limits.max_params:,} parameters and buffers", "max_params=", PARAMS_ENV)
 
     def module(self, _module: nn.Module, _name: str, _child: nn.Module | None) -> None:
         if threading.get_ident() != self.thread:
             return
         self.modules += 1
         if self.modules > self.limits.max_modules:
-            raise _OverBudget(f"more than {self.limits.max_modules:,} modules (max_modules=, ${MODULES_ENV})")
+            raise _OverBudget(f"more than {self.limits.max_modules:,} modules", "max_modules=", MODULES_ENV)
 
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self.calls += 1
         if self.calls > MAX_TORCH_CALLS:
-            raise _OverBudget(f"more than {MAX_TORCH_CALLS:,} torch calls to build (a loop over an absurd size)")
+            raise _OverBudget(f"more than {MAX_TORCH_CALLS:,} torch calls to build it (a loop over an absurd size)")
         out = func(*args, **(kwargs or {}))
         if isinstance(out, torch.Tensor) and out.device.type != "meta":
             self.real += out.numel()
             if self.real > MAX_REAL_ELEMENTS:
-                raise _OverBudget(f"real (not meta) tensors of more than {MAX_REAL_ELEMENTS:,} elements while "
-                                  "building on the meta device")
+                raise _OverBudget(f"real (not meta) tensors of more than {MAX_REAL_ELEMENTS:,} elements while it is "
+                                  "built on the meta device (a size computed from an absurd argument)")
         return out
 
 
@@ -100,8 +104,8 @@ def meta_build(build: Callable[[], nn.Module], limits: Limits, origin: str) -> n
         with _counting(limits):
             return build()
     except _OverBudget as e:
-        raise ConfigError(f"{origin}: its config asks for a model with {e}; it was refused before anything was "
-                          "allocated. If you trust this checkpoint, raise the limit") from None
+        raise ConfigError(f"{origin}: its config asks for a model with {e.what}; it was refused before anything was "
+                          f"allocated{e.raise_with}") from None
     except TglcZooError:
         raise
     except Exception as e:  # a base model's own error for the arguments the config gives it

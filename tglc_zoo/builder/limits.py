@@ -24,6 +24,9 @@ Building on the meta device also stops after :data:`MAX_TORCH_CALLS` torch calls
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ..errors import ModelArgumentError
@@ -76,11 +79,27 @@ class Limits:
 
     @classmethod
     def resolve(cls, max_params: object = None, max_modules: object = None, trust_base: object = None) -> Limits:
-        """The limits an argument sets, else its environment variable, else the default."""
-        env = os.environ
-        return cls(
-            _count(max_params if max_params is not None else env.get(PARAMS_ENV, DEFAULT_MAX_PARAMS),
-                   "max_params", PARAMS_ENV),
-            _count(max_modules if max_modules is not None else env.get(MODULES_ENV, DEFAULT_MAX_MODULES),
-                   "max_modules", MODULES_ENV),
-            _flag(trust_base if trust_base is not None else env.get(TRUST_ENV, "")))
+        """The limits an argument sets, else those of the build this one runs inside (a converted model's base
+        built from a config inherits what the user allowed the outer checkpoint), else the environment's, else
+        the defaults."""
+        outer = _ACTIVE.get()
+        if outer is None:
+            env = os.environ
+            outer = cls(_count(env.get(PARAMS_ENV, DEFAULT_MAX_PARAMS), "max_params", PARAMS_ENV),
+                        _count(env.get(MODULES_ENV, DEFAULT_MAX_MODULES), "max_modules", MODULES_ENV),
+                        _flag(env.get(TRUST_ENV, "")))
+        return cls(outer.max_params if max_params is None else _count(max_params, "max_params", PARAMS_ENV),
+                   outer.max_modules if max_modules is None else _count(max_modules, "max_modules", MODULES_ENV),
+                   outer.trust_base if trust_base is None else _flag(trust_base))
+
+    @contextmanager
+    def active(self) -> Iterator[Limits]:
+        """These limits are the defaults of every build started inside the block."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+
+_ACTIVE: ContextVar[Limits | None] = ContextVar("tglc_zoo_limits", default=None)

@@ -110,6 +110,8 @@ def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
     is ``cfg`` (``True``: the source in ``cfg``; a tag's ``pretrained_cfg`` must already be resolved into it)."""
     if isinstance(pretrained, ResolvedCheckpoint):
         resolved = pretrained
+    elif pretrained is True and cfg.get("source") == "hf-hub":  # timm's hf-hub: route, as from_pretrained takes it
+        resolved = resolve_checkpoint(_source_from_cfg(variant, cfg), cache_dir=cache_dir)
     elif pretrained is True:
         source = _source_from_cfg(variant, cfg)
         try:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TypedDict
 
-from huggingface_hub import constants, hf_hub_download
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -96,3 +96,10 @@ def hf_file(repo_id: str, filename: str, *, revision: str | None = None, cache_d
         raise HubFileNotFoundError(f"{where}: no such file in the repo") from None
     except HfHubHTTPError as e:
         raise CheckpointNotFoundError(f"{where}: download failed ({e})") from None
+
+
+def cached_hf_file(repo_id: str, filename: str, *, revision: str | None = None,
+                   cache_dir: str | Path | None = None) -> Path | None:
+    """Path of ``filename`` of the repo at ``revision`` when it is in the HF cache already (never downloads)."""
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    return Path(found) if isinstance(found, str) else None
