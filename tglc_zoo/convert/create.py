@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import read_state_dict, resolve_source
 from ..builder import load_pretrained_into
+from ..checkpoint import read_state_dict, resolve_source
 from ..registry import is_model
 from .base import TORCHVISION_PREFIX, build_base
 from .model import to_grouped

@@ -12,7 +12,7 @@ entry}}`` with ::
                         "label_names": [...], ...}}
 
 Only entries whose weights exist are listed: a ``file`` present on disk, or a ``url`` / ``hf_hub_id``.
-Resolution order (``tglc_zoo.loading``): the local mirror when it exists (a clone, or torch.hub's copy
+Resolution order (``tglc_zoo.builder.source``): the local mirror when it exists (a clone, or torch.hub's copy
 of the repository), otherwise the Hub repo through ``huggingface_hub`` (its cache, ``revision``,
 ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, ``HF_HOME``) — so a pip-installed wheel, which holds no weights,
 downloads them on first use.
