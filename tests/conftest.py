@@ -1,11 +1,15 @@
+import gzip
 import os
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from tests.support.hf_cache import populate_hf_cache
+from tglc_zoo.data import FMNIST_SYSTEM_DIR, load_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -33,3 +37,22 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
 
     add.cache = cache  # type: ignore[attr-defined]
     yield add
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def fmnist_dir(tmp_path_factory) -> Path:
+    """A folder with a real Fashion-MNIST subset (512 train / 256 test) as idx .gz files."""
+    if not (FMNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST is not installed in {FMNIST_SYSTEM_DIR} (apt-get install dataset-fashion-mnist)")
+    out = tmp_path_factory.mktemp("fmnist")
+    for train, n, prefix in ((True, 512, "train"), (False, 256, "t10k")):
+        ds = load_dataset("fmnist", FMNIST_SYSTEM_DIR, train=train)
+        _write_idx(out / f"{prefix}-images-idx3-ubyte.gz", ds.images[:n, 0].numpy())
+        _write_idx(out / f"{prefix}-labels-idx1-ubyte.gz", ds.targets[:n].numpy().astype(np.uint8))
+    return out

@@ -34,7 +34,11 @@ import torch.distributed as dist
 from ..errors import CollectiveError
 
 __all__ = ["CommStats", "OpStats", "CollectiveError", "gather_partial", "gather_replicated", "shard_replicated",
-           "group_rank_size"]
+           "group_rank_size", "PEER_FAILURE"]
+
+PEER_FAILURE = ("a peer process died, stalled past the process group's timeout (tglc-train --dist-timeout; "
+                "init_process_group(timeout=...))")
+"""The likely causes, in every error of a failed collective."""
 
 
 
@@ -89,8 +93,8 @@ def _run(what: str, fn: Any, out: torch.Tensor, inp: torch.Tensor, group: dist.P
         rank = dist.get_rank(group) if dist.is_initialized() else -1
         raise CollectiveError(
             f"group-parallel {what} at {where or 'unnamed layer'} failed on rank {rank} "
-            f"(tensor {tuple(inp.shape)} {inp.dtype}): a peer process died, stalled past the process group's "
-            f"timeout, or runs a different model/batch shape. Backend error: {type(e).__name__}: {e}") from e
+            f"(tensor {tuple(inp.shape)} {inp.dtype}): {PEER_FAILURE}, or runs a different model/batch shape. "
+            f"Backend error: {type(e).__name__}: {e}") from e
 
 
 def _to_front(x: torch.Tensor) -> torch.Tensor:

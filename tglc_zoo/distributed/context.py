@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import CollectiveError
+from .collectives import PEER_FAILURE
 from .rendezvous import agent_store, round_store
 
 __all__ = ["DistContext", "DEFAULT_TIMEOUT_S", "setup_distributed", "teardown_distributed", "resolve_device",
@@ -116,6 +117,5 @@ def named_collective(what: str, ctx: DistContext) -> Iterator[None]:
     except RuntimeError as e:  # gloo / NCCL raise RuntimeError (DistBackendError) with terse text
         if not ctx.distributed:
             raise
-        raise CollectiveError(f"{what} failed on rank {ctx.rank}: a peer process died or stalled past the process "
-                              f"group's timeout ({ctx.timeout_s:g} s, --dist-timeout). Backend error: "
-                              f"{type(e).__name__}: {e}") from e
+        raise CollectiveError(f"{what} failed on rank {ctx.rank} ({ctx.timeout_s:g} s timeout): {PEER_FAILURE}. "
+                              f"Backend error: {type(e).__name__}: {e}") from e

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import CollectiveError
+from .collectives import PEER_FAILURE
 
 __all__ = ["GradientAverager"]
 
@@ -102,8 +103,8 @@ class GradientAverager:
 
     def _error(self, bucket: _Bucket, e: Exception) -> CollectiveError:
         rank = dist.get_rank() if dist.is_initialized() else -1
-        return CollectiveError(f"data-parallel gradient all-reduce of {bucket.describe()} failed on rank {rank}: a "
-                               "replica died, stalled past the process group's timeout, or runs another model. "
+        return CollectiveError(f"data-parallel gradient all-reduce of {bucket.describe()} failed on rank {rank}: "
+                               f"{PEER_FAILURE}, or a replica runs another model. "
                                f"Backend error: {type(e).__name__}: {e}")
 
     def _finish(self) -> None:

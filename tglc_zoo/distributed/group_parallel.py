@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.fx as fx
 from torch import nn
 
-from .collectives import CollectiveError, CommStats, _all_gather, _run
+from .collectives import PEER_FAILURE, CollectiveError, CommStats, _all_gather, _run
 from .graph_shard import graph_module, local_modules, needs_seed, shard_graph
 from .plan import Analysis, GroupParallelError, ShardPlan, analyse, check_supported, plan_from_analysis
 from .shard import _SyncedRandom
@@ -76,8 +76,8 @@ class GroupParallel(nn.Module):
         try:
             dist.broadcast(x, src=src, group=self.group)
         except Exception as e:
-            raise CollectiveError(f"group-parallel broadcast of the input batch failed on rank {self.rank}: a peer "
-                                  f"died or stalled, or ranks got batches of different shapes ({tuple(x.shape)} "
+            raise CollectiveError(f"group-parallel broadcast of the input batch failed on rank {self.rank}: "
+                                  f"{PEER_FAILURE}, or ranks got batches of different shapes ({tuple(x.shape)} "
                                   f"here). Backend error: {type(e).__name__}: {e}") from e
         nbytes = x.numel() * x.element_size()
         self.comm_stats.add("input_broadcast", nbytes, (self.world_size - 1) * nbytes if self.rank == 0 else 0)

@@ -49,7 +49,13 @@ from ..distributed.context import (
 )
 from ..distributed.modes import Parallelized, ParallelMode, get_parallel_mode
 from ..distributed.sharded_checkpoint import read_full_tensors
-from ..errors import CheckpointError, ModelDatasetMismatchError, RunLockedError, TrainingInterrupted
+from ..errors import (
+    CheckpointError,
+    ModelDatasetMismatchError,
+    RunExistsError,
+    RunLockedError,
+    TrainingInterrupted,
+)
 from ..util.atomic import atomic_write_json
 from ..util.hardware import hardware_description
 from .build import build_model_for
@@ -214,6 +220,7 @@ class _Run:
         self.epoch_lr = 0.0
         self.last_saved_step = -1
         self._rng_to_restore: dict[str, Any] | None = None
+        self._rng_restored = False
 
     # ------------------------------------------------------------------------------------------ setup
     def claim_folder(self) -> None:
@@ -221,12 +228,15 @@ class _Run:
         error = ""
         if self.ctx.is_main:
             try:
+                if self.run_dir.exists() and not self.run_dir.is_dir():
+                    check_output_folder(self.run_dir, resuming=False)  # the error for a file
+                self.lock.acquire()  # first: a second trainer learns who writes the folder
                 check_output_folder(self.run_dir, resuming=self.ckpt is not None)
-                self.lock.acquire()
                 note = self.lock.stale_note()
                 if note:
                     self.log(f"[train] {note}")
-            except (RunLockedError, OSError, ValueError) as exc:
+            except (RunExistsError, OSError, ValueError) as exc:
+                self.lock.release()
                 error = f"{type(exc).__name__}: {exc}"
                 if not self.ctx.distributed:
                     raise
@@ -363,6 +373,16 @@ class _Run:
         for group, saved in zip(self.optimizer.param_groups, ckpt["optimizer"]["param_groups"]):
             group.update({k: v for k, v in saved.items() if k != "params"})
 
+    def _restore_generators(self) -> None:
+        """The saved random-number generators (once, on resume); a rank without saved ones is reseeded."""
+        if self.ckpt is None or self._rng_restored:
+            return
+        self._rng_restored = True
+        if self._rng_to_restore is not None:
+            restore_rng_state(self._rng_to_restore)
+        elif self.ctx.rank > 0:  # this rank's generators were not saved (the run had fewer processes)
+            _seed_everything(self.cfg.seed + self.ctx.rank + 1000003 * self.global_step)
+
     def _run_record(self) -> dict[str, Any]:
         layout = self.par.layout
         return {"config": self.cfg.to_dict(), "recipe": self.recipe.to_dict(), "dataset": {
@@ -388,7 +408,10 @@ class _Run:
 
     def _batches(self, epoch: int, start: int) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
         self.batch_sampler.set_epoch(epoch, start_batch=start)
-        for i, batch in enumerate(self.train_loader, start):
+        batches = iter(self.train_loader)  # draws the loader's base seed from the generator
+        if start:  # a resumed epoch: the saved state already holds that draw, made at the epoch's start
+            self._restore_generators()
+        for i, batch in enumerate(batches, start):
             if i >= self.steps_per_epoch:
                 break
             yield i, batch
@@ -545,10 +568,8 @@ class _Run:
                 self.log(f"[train] resumed after epoch {self.start_epoch}{within} (global step {self.global_step}) "
                          f"from {self.ckpt_path}")
         if self.ckpt is not None:
-            if self._rng_to_restore is not None:
-                restore_rng_state(self._rng_to_restore)
-            elif ctx.rank > 0:  # this rank's generators were not saved (the run had fewer processes)
-                _seed_everything(cfg.seed + ctx.rank + 1000003 * self.global_step)
+            if not self.start_step:
+                self._restore_generators()
             self.epoch_lr = float(self.ckpt.get("epoch_lr") or self.optimizer.param_groups[0]["lr"])
         wall0 = self.history[-1]["elapsed_s"] if self.history else 0.0
         with self.stop:
