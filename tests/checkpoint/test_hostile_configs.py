@@ -97,6 +97,16 @@ def test_the_limit_can_be_raised_by_argument_and_environment(folders, tmp_path, 
         tglc_zoo.from_pretrained(legit, max_params=10**6)
 
 
+def test_a_config_read_without_weights_is_bounded_by_the_weights_beside_it(tmp_path, folders):
+    legit = tglc_zoo.save_pretrained(tglc_zoo.create_model(ZOO_NAME, num_classes=3, in_chans=1), tmp_path / "ok")
+    assert timm.create_model(f"local-dir:{legit}").num_classes == 3
+    assert timm.create_model(f"local-dir:{legit}", num_classes=5, in_chans=3).num_classes == 5  # asked-for head/stem
+    # an architecture the caller chooses is the caller's: built, bounded by the limits only
+    assert timm.create_model(f"local-dir:{legit}", conv_type="gc").model_args["conv_type"] == "gc"
+    with pytest.raises(ConfigError, match=OVER_LIMIT):
+        timm.create_model(f"local-dir:{folders['zoo_classes_1e9']}", drop_rate=0.1)
+
+
 def test_limits_name_bad_values():
     with pytest.raises(ModelArgumentError, match=r"max_params='lots'.*valid: a positive integer"):
         Limits.resolve(max_params="lots")

@@ -71,9 +71,10 @@ class ResolvedConfig:
 
 def _weights_beside(req: BuildRequest) -> ResolvedCheckpoint | None:
     """The weights beside a ``config.json`` read without them (timm's ``local-dir:``/``hf-hub:`` routes with
-    ``pretrained=False``): in its folder, or in the Hugging Face cache (never downloaded for this)."""
+    ``pretrained=False``): in its folder, or in the Hugging Face cache (never downloaded for this). ``None``
+    when the caller changes the architecture the config describes: then the caller, not the config, decides."""
     source = req.config_source
-    if source is None:
+    if source is None or req.overrides:
         return None
     if source.startswith(HF_PREFIX):
         repo_id, revision = split_repo_id(source)

@@ -40,6 +40,13 @@ class BuildRequest:
     feature_cfg: dict[str, Any] | None = None  # features_only=True: the feature extractor's options
     limits: Limits = field(default_factory=Limits)
     config_source: str | None = None      # the folder / Hub repo whose config.json drives this build (timm's routes)
+    config_args: dict[str, Any] = field(default_factory=dict)  # that config's model_args (timm passes them twice)
+
+    @property
+    def overrides(self) -> list[str]:
+        """The arguments the caller gives beyond (or against) the config's ``model_args``, head and stem aside."""
+        return sorted(k for k, v in self.model_kwargs.items() if k not in ("num_classes", "in_chans")
+                      and (k not in self.config_args or self.config_args[k] != v))
 
     @property
     def from_config(self) -> bool:
@@ -53,7 +60,7 @@ class BuildRequest:
         req = cls(name, pretrained, kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None),
                   kwargs.pop("cache_dir", None), limits=limits)
         req.config_source = _config_source(req.pretrained_cfg)
-        kwargs.pop("pretrained_model_args", None)  # timm's hf-hub:/local-dir: routes pass the model_args here too
+        req.config_args = dict(kwargs.pop("pretrained_model_args", None) or {})  # timm's hf-hub:/local-dir: routes
         features_only = kwargs.pop("features_only", False)
         feature_cfg = dict(kwargs.pop("feature_cfg", None) or {})
         feature_cfg.update({k: kwargs.pop(k) for k in FEATURE_KWARGS if k in kwargs})
