@@ -23,24 +23,13 @@ means the name's first tag with weights, in manifest order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..archs import VARIANTS
-from ..checkpoint import (
-    HF_PREFIX,
-    WEIGHTS_NAME,
-    ResolvedCheckpoint,
-    read_state_dict,
-    resolve_source,
-    split_repo_id,
-    tensor_shapes,
-)
-from ..checkpoint.hf import cached_hf_file
-from ..checkpoint.sources import FOLDER_WEIGHTS
+from ..checkpoint import ResolvedCheckpoint, read_state_dict, tensor_shapes
 from ..errors import ModelArgumentError
 from ..models.features import wrap_features
 from .arch import Architecture, ZooArchitecture
@@ -48,7 +37,7 @@ from .guard import building, meta_build
 from .load import LoadReport, check_fits, load_pretrained_into, plan_state_dict
 from .plan import merge_checkpoint_cfg, plan_load
 from .request import BuildRequest
-from .source import resolve_pretrained
+from .source import resolve_pretrained, weights_beside
 
 __all__ = ["ResolvedConfig", "build_model", "build_model_with_cfg", "load_checkpoint_into", "resolve_config"]
 
@@ -69,21 +58,6 @@ class ResolvedConfig:
     #                                               weights beside a config read without them)
 
 
-def _weights_beside(req: BuildRequest) -> ResolvedCheckpoint | None:
-    """The weights beside a ``config.json`` read without them (timm's ``local-dir:``/``hf-hub:`` routes with
-    ``pretrained=False``): in its folder, or in the Hugging Face cache (never downloaded for this). ``None``
-    when the caller changes the architecture the config describes: then the caller, not the config, decides."""
-    source = req.config_source
-    if source is None or req.overrides:
-        return None
-    if source.startswith(HF_PREFIX):
-        repo_id, revision = split_repo_id(source)
-        cached = cached_hf_file(repo_id, WEIGHTS_NAME, revision=revision, cache_dir=req.cache_dir)
-        return resolve_source(cached) if cached is not None else None
-    folder = Path(source)
-    return resolve_source(folder) if any((folder / name).is_file() for name in FOLDER_WEIGHTS) else None
-
-
 def resolve_config(arch: Architecture, req: BuildRequest) -> ResolvedConfig:
     """The model's pretrained config and arguments, and the checkpoint its weights come from; the
     checkpoint's tensors decide ``num_classes``/``in_chans`` unless the user asked for others."""
@@ -91,7 +65,9 @@ def resolve_config(arch: Architecture, req: BuildRequest) -> ResolvedConfig:
     requested = dict(req.model_kwargs)
     if not req.pretrained:
         model_kwargs = arch.model_kwargs(cfg, None, requested, "call")
-        beside = _weights_beside(req)
+        # a config read without its weights: bounded by the weights beside it, unless the caller changes the
+        # architecture it describes (then the caller, not the config, decides)
+        beside = None if req.overrides else weights_beside(req.config_source, cache_dir=req.cache_dir)
         if beside is None:
             return ResolvedConfig(cfg, None, model_kwargs)
         # built as the config says, and bounded by the weights it came with: their plan decides only what

@@ -17,12 +17,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import HF_PREFIX, ResolvedCheckpoint, is_hf_repo_id, resolve_source, split_repo_id
-from ..checkpoint.sources import local_kind
+from ..checkpoint import HF_PREFIX, WEIGHTS_NAME, ResolvedCheckpoint, is_hf_repo_id, resolve_source, split_repo_id
+from ..checkpoint.hf import cached_hf_file
+from ..checkpoint.sources import FOLDER_WEIGHTS, local_kind
 from ..errors import CheckpointNotFoundError, ConfigError
 from ..weights import load_manifest, tags_of
 
-__all__ = ["resolve_checkpoint", "resolve_pretrained", "tag_of_repo"]
+__all__ = ["resolve_checkpoint", "resolve_pretrained", "tag_of_repo", "weights_beside"]
 
 
 def tag_of_repo(repo_id: str) -> str | None:
@@ -135,3 +136,17 @@ def resolve_pretrained(variant: str, pretrained: Any, cfg: dict[str, Any], *,
         raise ConfigError(f"{resolved.origin} holds a {arch!r} checkpoint, not {variant!r}; load it with "
                           f"tglc_zoo.from_pretrained({resolved.origin!r}) or create_model({arch!r}, ...)")
     return resolved
+
+
+def weights_beside(config_source: str | None, *, cache_dir: str | Path | None = None) -> ResolvedCheckpoint | None:
+    """The weights beside a ``config.json`` that timm's ``local-dir:``/``hf-hub:`` routes read without them
+    (``config_source``: its folder, or ``hf-hub:<repo>``): in the folder, or in the Hugging Face cache (never
+    downloaded for this); ``None`` when there are none."""
+    if config_source is None:
+        return None
+    if config_source.startswith(HF_PREFIX):
+        repo_id, revision = split_repo_id(config_source)
+        cached = cached_hf_file(repo_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir)
+        return resolve_source(cached) if cached is not None else None
+    folder = Path(config_source)
+    return resolve_source(folder) if any((folder / name).is_file() for name in FOLDER_WEIGHTS) else None
