@@ -5,6 +5,7 @@ A family is one block class run by :class:`StagedNet`'s stage loop, plus one
 """
 from ._base import ClassifierModel
 from ._conv_factory import ConvFactory, ConvOverrides
+from ._frozen_bn import NORM_LAYERS, FrozenBatchNorm2d, freeze_batchnorm
 from ._interface import ZooModel
 from ._parts import ConvBNAct, Stem, StemSpec, make_drop_path
 from ._staged import FEATURE_LEVELS, BlockFactory, StagedNet, StageSpec
@@ -12,4 +13,5 @@ from .mobilenetv2 import MobileNetV2
 from .wide_resnet import WideResNet
 
 __all__ = ["BlockFactory", "ClassifierModel", "ConvBNAct", "ConvFactory", "ConvOverrides", "FEATURE_LEVELS",
-           "MobileNetV2", "StagedNet", "StageSpec", "Stem", "StemSpec", "WideResNet", "ZooModel", "make_drop_path"]
+           "FrozenBatchNorm2d", "MobileNetV2", "NORM_LAYERS", "StagedNet", "StageSpec", "Stem", "StemSpec",
+           "WideResNet", "ZooModel", "freeze_batchnorm", "make_drop_path"]

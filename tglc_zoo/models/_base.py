@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..errors import ModelArgumentError
 from ._checks import check_positive, check_rate
+from ._frozen_bn import check_norm_layer
 from ._indices import take_indices
 from ._interface import ZooModel
 from ._pooling import check_global_pool, global_pool_2d
@@ -31,8 +32,8 @@ class ClassifierModel(nn.Module):
     """
 
     # pretrained_cfg / model_args / feature_info are plain Python data TorchScript has no types for
-    __jit_ignored_attributes__ = ["pretrained_cfg", "model_args", "feature_info"]
-    __jit_unused_properties__ = ["default_cfg"]
+    __jit_ignored_attributes__ = ["pretrained_cfg", "_model_args", "feature_info"]
+    __jit_unused_properties__ = ["default_cfg", "model_args"]
 
     num_classes: int
     num_features: int
@@ -61,13 +62,26 @@ class ClassifierModel(nn.Module):
         self.conv_head: nn.Module
         self.head_drop: nn.Module  # the dropout before the classifier
         self.pretrained_cfg: dict[str, Any] = {}
-        self.model_args: dict[str, Any] = {}
+        self._model_args: dict[str, Any] = {}
         self.feature_info: list[dict[str, Any]] = []
 
     @property
     def default_cfg(self) -> dict[str, Any]:
         """timm's older name for :attr:`pretrained_cfg`."""
         return self.pretrained_cfg
+
+    @property
+    def model_args(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this architecture (set by the builder); a ``norm_layer`` given as a
+        class is kept by name, so the arguments stay JSON (a checkpoint's ``config.json``)."""
+        return self._model_args
+
+    @model_args.setter
+    def model_args(self, value: dict[str, Any]) -> None:
+        args = dict(value)
+        if "norm_layer" in args:
+            args["norm_layer"] = check_norm_layer(args["norm_layer"])
+        self._model_args = args
 
     # -- the forward pass (scriptable) ------------------------------------------------------------
     def forward_stages(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 
-__all__ = ["ConvBNAct", "Stem", "StemSpec", "make_drop_path"]
+from ..errors import ModelArgumentError
+
+__all__ = ["ConvBNAct", "Stem", "StemSpec", "input_channels_message", "make_drop_path"]
 
 
 def make_drop_path(p: float) -> nn.Module:
@@ -49,6 +51,19 @@ class StemSpec:
         return Stem(in_chans, self)
 
 
+def input_channels_message(expected: int, got: int) -> str:
+    """What a model whose stem takes ``expected`` channels says to a batch of ``got`` channels: both fixes."""
+    if expected == 1:
+        load = "load them as grayscale (timm: create_dataset(..., input_img_mode='L'); torchvision: Grayscale())"
+    elif expected == 3:
+        load = "load them as RGB (timm: create_dataset(..., input_img_mode='RGB'))"
+    else:
+        load = f"give it {expected}-channel images"
+    return (f"this model takes {expected}-channel images (its stem 'stem.conv' has in_channels={expected}), got a "
+            f"batch with {got} channels; either {load}, or build the model for {got} channels: "
+            f"create_model(..., in_chans={got}) (pretrained stem filters are adapted)")
+
+
 class Stem(nn.Module):
     """conv (``stem.conv``, the ``first_conv`` of the pretrained config), then optionally BN-act and max-pool."""
 
@@ -60,4 +75,6 @@ class Stem(nn.Module):
         self.pool: nn.Module = nn.MaxPool2d(3, 2, 1) if spec.pool else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1] != self.conv.in_channels:  # not under FX
+            raise ModelArgumentError(input_channels_message(self.conv.in_channels, x.shape[1]))
         return self.pool(self.act(self.bn(self.conv(x))))

@@ -28,6 +28,7 @@ from ..util.choices import check_choice
 from ._base import ClassifierModel
 from ._checks import check_positive
 from ._conv_factory import ConvFactory, ConvOverrides
+from ._frozen_bn import check_norm_layer, freeze_batchnorm
 from ._geometry import stage_geometry
 from ._init import init_weights_
 from ._parts import ConvBNAct, StemSpec
@@ -74,6 +75,8 @@ class StagedNet(ClassifierModel):
         output_stride: the largest reduction of the feature maps (later strides become dilation);
             ``None``: the stages' own.
         conv_kwargs: options for every replaced conv (e.g. GC-2L's ``impl``).
+        norm_layer: ``"batchnorm"`` or ``"frozen_bn"`` (every BatchNorm2d a :class:`.FrozenBatchNorm2d`, with the
+            same state-dict keys, for detection fine-tuning); torchvision's classes are accepted too.
     """
 
     def __init__(self, block: BlockFactory, stages: Sequence[StageSpec], stem: StemSpec,
@@ -81,8 +84,10 @@ class StagedNet(ClassifierModel):
                  feature_levels: FeatureLevels = "stages", conv_type: str = "sc", groups: int = 1,
                  conv_overrides: ConvOverrides | None = None, num_classes: int = 10, in_chans: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, global_pool: str = "avg",
-                 output_stride: int | None = None, conv_kwargs: dict[str, Any] | None = None) -> None:
+                 output_stride: int | None = None, conv_kwargs: dict[str, Any] | None = None,
+                 norm_layer: str | type[nn.Module] = "batchnorm") -> None:
         super().__init__(num_classes, drop_rate, global_pool, drop_path_rate)
+        self.norm_layer = check_norm_layer(norm_layer)
         check_positive("in_chans", in_chans)
         check_choice("feature_levels", feature_levels, FEATURE_LEVELS)
         if not stages:
@@ -123,6 +128,8 @@ class StagedNet(ClassifierModel):
         self.head_drop = nn.Dropout(self.drop_rate)
         self.add_module(self._classifier_name, self._make_head(num_classes))
         init_weights_(self)
+        if self.norm_layer == "frozen_bn":
+            freeze_batchnorm(self)
 
 
 def _last_per_resolution(levels: list[dict[str, Any]], stages: Sequence[StageSpec]) -> list[dict[str, Any]]:

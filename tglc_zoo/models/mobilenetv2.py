@@ -63,6 +63,7 @@ class MobileNetV2(StagedNet):
         global_pool: ``"avg"``, ``"max"``, ``"avgmax"`` or ``""`` (no pooling; needs ``num_classes=0``).
         output_stride: the largest reduction of the feature maps (``None``: 32).
         conv_kwargs: extra options for the conv layers.
+        norm_layer: ``"batchnorm"`` or ``"frozen_bn"`` (:class:`~tglc_zoo.models.FrozenBatchNorm2d`).
         conv_overrides: per-layer conv types (:data:`~tglc_zoo.models.ConvOverrides`); the registered
             ``mobilenetv2`` names pass Table 4's ``{"conv_head.conv": {"gc2l": "gc"}}``.
     """
@@ -73,14 +74,15 @@ class MobileNetV2(StagedNet):
     def __init__(self, conv_type: str = "sc", groups: int = 1, num_classes: int = 1000, in_chans: int = 3,
                  drop_rate: float = 0.2, drop_path_rate: float = 0.0, global_pool: str = "avg",
                  output_stride: int | None = None, conv_kwargs: dict[str, Any] | None = None,
-                 conv_overrides: ConvOverrides | None = None) -> None:
+                 conv_overrides: ConvOverrides | None = None,
+                 norm_layer: str | type[nn.Module] = "batchnorm") -> None:
         self.blocks: nn.Module
         self.classifier: nn.Module
         super().__init__(InvertedResidual, MOBILENETV2_STAGES, STEM, head_chs=HEAD_CHANNELS, act_layer=nn.ReLU6,
                          feature_levels="resolutions", conv_type=conv_type, groups=groups,
                          conv_overrides=conv_overrides, num_classes=num_classes, in_chans=in_chans,
                          drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool,
-                         output_stride=output_stride, conv_kwargs=conv_kwargs)
+                         output_stride=output_stride, conv_kwargs=conv_kwargs, norm_layer=norm_layer)
 
     # the stage container and the classifier keep timm's MobileNetV2 names (``blocks``, ``classifier``)
     def forward_stages(self, x: torch.Tensor) -> torch.Tensor:

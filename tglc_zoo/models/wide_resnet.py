@@ -86,16 +86,18 @@ class WideResNet(StagedNet):
         output_stride: the largest reduction of the feature maps (later strides become dilation);
             ``None``: the layout's own (4 for ``cifar``, 32 for ``imagenet``).
         conv_kwargs: extra options for the conv layers (e.g. ``impl`` of GC-2L).
+        norm_layer: ``"batchnorm"`` or ``"frozen_bn"`` (:class:`~tglc_zoo.models.FrozenBatchNorm2d`).
         conv_overrides: per-layer conv types (:data:`~tglc_zoo.models.ConvOverrides`).
     """
 
     def __init__(self, depth: int = 28, widen_factor: int = 10, layout: Layout = "cifar", conv_type: str = "sc",
                  groups: int = 1, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, global_pool: str = "avg", output_stride: int | None = None,
-                 conv_kwargs: dict[str, Any] | None = None, conv_overrides: ConvOverrides | None = None) -> None:
+                 conv_kwargs: dict[str, Any] | None = None, conv_overrides: ConvOverrides | None = None,
+                 norm_layer: str | type[nn.Module] = "batchnorm") -> None:
         stem, stages = wrn_layout(depth, widen_factor, layout)
         super().__init__(PreActBlock, stages, stem, final_norm_act=True, conv_type=conv_type, groups=groups,
                          conv_overrides=conv_overrides, num_classes=num_classes, in_chans=in_chans,
                          drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool,
-                         output_stride=output_stride, conv_kwargs=conv_kwargs)
+                         output_stride=output_stride, conv_kwargs=conv_kwargs, norm_layer=norm_layer)
         self.layout, self.depth, self.widen_factor = layout, depth, widen_factor
