@@ -34,7 +34,7 @@ import torch.distributed as dist
 from ..errors import CollectiveError
 
 __all__ = ["CommStats", "OpStats", "CollectiveError", "gather_partial", "gather_replicated", "shard_replicated",
-           "group_rank_size", "PEER_FAILURE"]
+           "group_rank_size", "PEER_FAILURE", "GroupComm"]
 
 PEER_FAILURE = ("a peer process died, stalled past the process group's timeout (tglc-train --dist-timeout; "
                 "init_process_group(timeout=...))")
@@ -184,3 +184,19 @@ def shard_replicated(x: torch.Tensor, group: dist.ProcessGroup | None = None, st
                      where: str = "") -> torch.Tensor:
     """This rank's channel slice of a replicated tensor; backward all-gathers the slices' gradients."""
     return _ShardReplicated.apply(x, group, stats, where)
+
+
+class GroupComm:
+    """The collectives a split layer may run (:class:`tglc_zoo.layers.ChannelComm`), over one process group.
+
+    Not a module and not copied: every local layer of one shard shares it (``__deepcopy__`` returns itself).
+    """
+
+    def __init__(self, group: dist.ProcessGroup | None, stats: CommStats | None) -> None:
+        self.group, self.stats = group, stats
+
+    def gather_partial(self, x: torch.Tensor, where: str) -> torch.Tensor:
+        return gather_partial(x, self.group, self.stats, where)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GroupComm:
+        return self

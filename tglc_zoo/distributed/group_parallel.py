@@ -183,9 +183,13 @@ def group_parallel(model: nn.Module, group: dist.ProcessGroup | None = None, *, 
     stats = CommStats()
     new = local_modules(model, analysis.leaves, rank, world, group, stats, seed, reuse=inplace)
     if inplace:
+        names: dict[int, list[str]] = {}  # every name of a module (one module may sit under several)
+        for name, module in model.named_modules(remove_duplicate=False):
+            names.setdefault(id(module), []).append(name)
         for name, module in new.items():
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, attr, module)
+            for alias in names[id(model.get_submodule(name))]:
+                parent, _, attr = alias.rpartition(".")
+                setattr(model.get_submodule(parent) if parent else model, attr, module)
         sharded = model
     else:  # deepcopy everything else; the split leaves are taken from the memo, not copied
         sharded = copy.deepcopy(model, {id(model.get_submodule(k)): v for k, v in new.items()})

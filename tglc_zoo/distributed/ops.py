@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import FLGCConv2d, GroupConv2d, ShuffleGroupConv2d, TwoLevelGroupConv2d
+from ..layers import CONV_SPECS, ShardRule, spec_of_layer
 
 __all__ = ["ELEMENTWISE_FUNCS", "ELEMENTWISE_METHODS", "BINARY_FUNCS", "BINARY_METHODS", "REDUCTIONS",
            "SPATIAL_FUNCS", "SHAPE_METHODS", "RANDOM_FUNCS", "RANDOM_METHODS", "DROPOUT_FUNCS", "FLATTEN",
-           "module_class", "drop_path_classes", "op_name", "ModuleClass"]
+           "module_class", "drop_path_classes", "op_name", "ModuleClass", "shard_rule", "shardable_layer_names"]
 
 ELEMENTWISE_FUNCS: frozenset[Any] = frozenset({
     F.relu, F.relu_, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.sigmoid, F.tanh, F.leaky_relu,
@@ -103,22 +103,32 @@ def _frozen_norms() -> tuple[type[nn.Module], ...]:
 ModuleClass = str  # one of the strings :func:`module_class` returns
 
 
+def shard_rule(module: nn.Module) -> ShardRule:
+    """The rule of a layer whose conv type group parallelism can split (``module_class`` gave ``"layer"``)."""
+    spec = spec_of_layer(module)
+    assert spec is not None and spec.shard_rule is not None
+    return spec.shard_rule
+
+
+def shardable_layer_names() -> list[str]:
+    return [s.layer.__name__ for s in CONV_SPECS.values() if s.shard_rule is not None]
+
+
 def module_class(module: nn.Module) -> ModuleClass:
     """How a leaf module treats channels.
 
-    ``two_level`` (GC-2L), ``all_to_all`` (Shuffle / FLGC), ``group_conv`` (tglc_zoo's GC layer: its groups
-    are the model's channel groups), ``conv`` (any other ``nn.Conv2d``), ``conv_opaque`` (an ``nn.Conv2d``
-    subclass with its own forward), ``per_channel`` (normalisations with per-channel statistics: BatchNorm,
-    InstanceNorm, GroupNorm, frozen BatchNorm; per-channel PReLU), ``layer_norm``, ``linear``,
-    ``elementwise``, ``spatial`` (pooling, padding, resampling), ``flatten``, ``dropout``, ``drop_path``
-    or ``unknown``.
+    ``layer`` (a conv type with a shard rule: GC, GC-2L — its spec says how it splits), ``all_to_all`` (a
+    grouped conv type without one: Shuffle, FLGC), ``conv`` (any other ``nn.Conv2d``), ``conv_opaque`` (an
+    ``nn.Conv2d`` subclass with its own forward), ``per_channel`` (normalisations with per-channel statistics:
+    BatchNorm, InstanceNorm, GroupNorm, frozen BatchNorm; per-channel PReLU), ``layer_norm``, ``linear``,
+    ``elementwise``, ``spatial`` (pooling, padding, resampling), ``flatten``, ``dropout``, ``drop_path`` or
+    ``unknown``.
     """
-    if isinstance(module, TwoLevelGroupConv2d):
-        return "two_level"
-    if isinstance(module, (ShuffleGroupConv2d, FLGCConv2d)):
+    spec = spec_of_layer(module)
+    if spec is not None and spec.shard_rule is not None:
+        return "layer"
+    if spec is not None and spec.grouped:
         return "all_to_all"
-    if isinstance(module, GroupConv2d):
-        return "group_conv"
     if isinstance(module, nn.Conv2d):
         plain = type(module).forward is nn.Conv2d.forward and type(module)._conv_forward is nn.Conv2d._conv_forward
         return "conv" if plain else "conv_opaque"

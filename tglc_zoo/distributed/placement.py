@@ -1,10 +1,18 @@
 """Where every tensor of a traced model lives under group parallelism, and the proof that groups stay local.
 
-Each node of the graph gets a *placement* (as ``torch.distributed.tensor`` would say):
+Each node of the graph gets a *placement* (:class:`Place`, as ``torch.distributed.tensor`` would say):
 
 * ``R`` — replicated: every rank holds the whole tensor, identical (the image, the classifier's output);
 * ``S`` — split by channel group along dim 1: rank k holds channels ``[k·C/N, (k+1)·C/N)``;
 * ``C`` — not a tensor (sizes, flags).
+
+A layer of a shardable conv type is placed by its rule (:mod:`tglc_zoo.layers.shard_rules`, from its spec):
+split in, split out, its tensors split by output channel.
+
+Sizes read from a split tensor (``x.size(1)``, ``x.shape``, ``x.numel()``) are rewritten to the global value
+the single process computes, so ``x / x.shape[1] ** 0.5``, ``y.view(b, c, 1, 1)`` on the replicated output of
+a gate, or ``torch.zeros(b, x.size(1), 1, 1)`` mean what they mean in one process; a reshape of a split tensor
+then gets its channel size divided by N back (:attr:`PlacedGraph.globalize`, :attr:`PlacedGraph.localize`).
 
 Forward pass, node by node (:class:`Placer`): the GC-2L / GC layers take ``S`` and give ``S``; an operation
 that treats channels independently (:mod:`.ops`) keeps ``S``; an operation that mixes channels is either
@@ -23,6 +31,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
@@ -30,18 +39,29 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import GroupParallelError
-from ..layers import CONV_SPECS
+from ..layers import spec_of_layer
 from . import ops
 
-__all__ = ["NodeState", "Placement", "LeafPlan", "place_graph", "where"]
+__all__ = ["Place", "R", "S", "C", "NodeState", "PlacedGraph", "LeafPlan", "place_graph", "where"]
 
-LOCAL_KINDS = ("two_level", "local_conv", "split_out", "per_channel")
-_FLIPPABLE_MODULES = ("elementwise", "spatial", "per_channel", "drop_path", "conv", "group_conv")
+
+class Place(Enum):
+    """Where a value of the traced graph lives over the N ranks."""
+
+    REPLICATED = "R"   # every rank holds the whole tensor, identical
+    SPLIT = "S"        # split by channel group along dim 1: rank k holds channels [k·C/N, (k+1)·C/N)
+    VALUE = "C"        # not a tensor (sizes, flags)
+
+
+R, S, C = Place.REPLICATED, Place.SPLIT, Place.VALUE
+_CONCATENATE = (torch.cat, torch.concat, torch.concatenate)
+LOCAL_KINDS = ("layer", "local_conv", "split_out", "per_channel")
+_FLIPPABLE_MODULES = ("elementwise", "spatial", "per_channel", "drop_path", "conv")
 
 
 @dataclass
 class NodeState:
-    place: str                 # "R", "S" or "C"
+    place: Place
     gatherable: bool = False   # pooled / flattened features: cheap to all-gather
     grad: bool = False         # depends on trainable parameters
 
@@ -55,22 +75,24 @@ class LeafPlan:
 
 
 @dataclass
-class Placement:
+class PlacedGraph:
     """One graph's placements, the placement each consumer needs of each input, and the leaves' kinds."""
 
     graph: fx.Graph
     world: int
     state: dict[fx.Node, NodeState] = field(default_factory=dict)
-    needs: dict[tuple[fx.Node, fx.Node], str] = field(default_factory=dict)
+    needs: dict[tuple[fx.Node, fx.Node], Place] = field(default_factory=dict)
     leaves: dict[str, LeafPlan] = field(default_factory=dict)
     rewrites: dict[fx.Node, float] = field(default_factory=dict)   # functional dropout → synced, with its p
+    globalize: set[fx.Node] = field(default_factory=set)     # size reads of split tensors: give the global size
+    localize: set[fx.Node] = field(default_factory=set)      # reshapes of split tensors: channel size / N
 
     def conversion(self, user: fx.Node, inp: fx.Node) -> str | None:
         """``"slice"``, ``"gather"`` or ``None`` on the edge ``inp → user``."""
         have, need = self.state[inp].place, self.needs.get((user, inp))
-        if have == "C" or need is None or have == need:
+        if have == C or need is None or have == need:
             return None
-        return "slice" if have == "R" else "gather"
+        return "slice" if have == R else "gather"
 
     def gather_kind(self, user: fx.Node) -> str:
         """``"head"`` when nothing after the gathered features returns to split activations, else ``"gate"``
@@ -85,7 +107,7 @@ class Placement:
             for u in node.users:
                 if self.conversion(u, node) == "slice":
                     return "gate"
-                if self.state.get(u, NodeState("C")).place == "R":
+                if self.state.get(u, NodeState(C)).place == R:
                     todo.append(u)
         return "head"
 
@@ -104,8 +126,8 @@ def where(node: fx.Node) -> str:
     if stack:
         path, cls = list(stack.values())[-1]
         name = getattr(cls, "__name__", str(cls).rsplit(".", 1)[-1].strip("'>"))
-        return f"{path!r} ({name})" if path else f"the model's forward ({name})"
-    return "the model's forward"
+        return f"{path!r} ({name})" if path else f"the model's forward ({name}, at {node.name!r})"
+    return f"the model's forward (at {node.name!r})"
 
 
 def _val(node: Any) -> Any:
@@ -164,21 +186,21 @@ class Placer:
     def __init__(self, model: nn.Module, graph: fx.Graph, world: int, shard_stem: bool) -> None:
         self.model, self.world, self.shard_stem = model, world, shard_stem
         self.modules = dict(model.named_modules())
-        self.p = Placement(graph, world)
+        self.p = PlacedGraph(graph, world)
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _set(self, node: fx.Node, place: str, gatherable: bool = False) -> None:
+    def _set(self, node: fx.Node, place: Place, gatherable: bool = False) -> None:
         grad = any(self.p.state[a].grad for a in _tensor_inputs(node) if a in self.p.state)
         if node.op == "call_module":
             grad = grad or any(p.requires_grad for p in self.modules[str(node.target)].parameters())
         self.p.state[node] = NodeState(place, gatherable, grad)
 
-    def _need(self, user: fx.Node, inp: fx.Node, place: str) -> None:
-        if self.p.state[inp].place != "C":
+    def _need(self, user: fx.Node, inp: fx.Node, place: Place) -> None:
+        if self.p.state[inp].place != C:
             self.p.needs[(user, inp)] = place
 
     def _s_inputs(self, node: fx.Node) -> list[fx.Node]:
-        return [a for a in _tensor_inputs(node) if self.p.state[a].place == "S"]
+        return [a for a in _tensor_inputs(node) if self.p.state[a].place == S]
 
     def _fail(self, node: fx.Node, op: str, why: str) -> GroupParallelError:
         shapes = [s for s in (_shape(a) for a in self._s_inputs(node)) if s is not None]
@@ -197,37 +219,41 @@ class Placer:
         if bad:
             raise self._fail(node, op, why)
         for a in _tensor_inputs(node):
-            self._need(node, a, "R")
-        self._set(node, "R", gatherable=bool(split) or self._all_gatherable(node))
+            self._need(node, a, R)
+        self._set(node, R, gatherable=bool(split) or self._all_gatherable(node))
 
     def _all_gatherable(self, node: fx.Node) -> bool:
-        ins = [a for a in _tensor_inputs(node) if self.p.state[a].place != "C"]
+        ins = [a for a in _tensor_inputs(node) if self.p.state[a].place != C]
         return bool(ins) and all(self.p.state[a].gatherable for a in ins)
 
     def _split_needs(self, node: fx.Node) -> None:
         """Split inputs of a channel-local op: for broadcasting (element-wise) ops every input whose channel
         dimension lines up with the output's; otherwise the data input (the first)."""
-        ins = [a for a in _tensor_inputs(node) if self.p.state[a].place != "C"]
+        ins = [a for a in _tensor_inputs(node) if self.p.state[a].place != C]
+        if node.target in _CONCATENATE:  # joined along another dim: every part must be this rank's channels
+            for a in ins:
+                self._need(node, a, S)
+            return
         if _broadcasts(node):
             out = _shape(node)
             for a in ins:
-                self._need(node, a, "S" if self._full_channels(a, out) else "R")
+                self._need(node, a, S if self._full_channels(a, out) else R)
             return
         for i, a in enumerate(ins):
-            self._need(node, a, "S" if i == 0 else "R")
+            self._need(node, a, S if i == 0 else R)
 
     def _local(self, node: fx.Node, gatherable: bool | None = None) -> None:
         """A channel-local op with at least one split input: split output (see :meth:`_split_needs`)."""
         self._split_needs(node)
         self._check_split(node)
-        self._set(node, "S", self._all_gatherable(node) if gatherable is None else gatherable)
+        self._set(node, S, self._all_gatherable(node) if gatherable is None else gatherable)
 
     def _full_channels(self, inp: fx.Node, out: tuple[int, ...] | None) -> bool:
         shape = _shape(inp)
         if shape is None or out is None or len(out) < 2:
-            return self.p.state[inp].place == "S"
+            return self.p.state[inp].place == S
         ci = 1 - (len(out) - len(shape))
-        return ci >= 0 and shape[ci] == out[1] and (shape[ci] > 1 or self.p.state[inp].place == "S")
+        return ci >= 0 and shape[ci] == out[1] and (shape[ci] > 1 or self.p.state[inp].place == S)
 
     def _check_split(self, node: fx.Node) -> None:
         shape = _shape(node)
@@ -238,14 +264,14 @@ class Placer:
     # -- the forward pass ----------------------------------------------------------------------------
     def visit(self, node: fx.Node) -> None:
         if node.op == "placeholder":
-            self._set(node, "R" if _is_tensor(node) else "C")
+            self._set(node, R if _is_tensor(node) else C)
         elif node.op == "get_attr":
             value = _fetch(self.model, node)
-            self.p.state[node] = NodeState("R" if isinstance(value, torch.Tensor) else "C", False,
+            self.p.state[node] = NodeState(R if isinstance(value, torch.Tensor) else C, False,
                                            isinstance(value, nn.Parameter) and value.requires_grad)
         elif node.op == "output":
             for a in _tensor_inputs(node):
-                self._need(node, a, "R")
+                self._need(node, a, R)
         elif node.op == "call_module":
             self._visit_module(node, self.modules[str(node.target)])
         else:
@@ -255,24 +281,24 @@ class Placer:
         cls = ops.module_class(m)
         name = f"{type(m).__name__}"
         if cls == "all_to_all":
-            spec = next((s for s in CONV_SPECS.values() if type(m) is s.layer), None)
+            spec = spec_of_layer(m)
             why = spec.why_not_shardable if spec is not None else "it mixes every channel group"
             raise GroupParallelError(f"layer {str(node.target)!r} is a {type(m).__name__} ({why}); valid for group "
-                                     "parallelism: GroupConv2d, TwoLevelGroupConv2d")
-        if cls in ("two_level", "group_conv"):
-            groups = int(getattr(m, "groups", 0))
-            if (cls == "two_level" and groups != self.world) or groups % self.world:
-                raise GroupParallelError(f"layer {str(node.target)!r} has groups={groups}, but the world size is "
-                                         f"{self.world}")
+                                     f"parallelism: {', '.join(ops.shardable_layer_names())}")
+        if cls == "layer":
+            rule = ops.shard_rule(m)
+            why_not = rule.check(m, self.world)
+            if why_not:
+                raise GroupParallelError(f"layer {str(node.target)!r} {why_not}")
             for a in _tensor_inputs(node):
-                self._need(node, a, "S")
+                self._need(node, a, S)
             self._check_split(node)
-            self._set(node, "S", self._all_gatherable(node))
+            self._set(node, S, self._all_gatherable(node))
             return
         if not self._s_inputs(node):
             for a in _tensor_inputs(node):
-                self._need(node, a, "R")
-            self._set(node, "R" if _is_tensor(node) else "C", self._module_gatherable(node, m, cls))
+                self._need(node, a, R)
+            self._set(node, R if _is_tensor(node) else C, self._module_gatherable(node, m, cls))
             return
         if cls == "conv":
             assert isinstance(m, nn.Conv2d)
@@ -337,14 +363,16 @@ class Placer:
                                      "and every rank would draw different ones")
         if t in ops.DROPOUT_FUNCS:
             return self._dropout(node, op)
-        if not _is_tensor(node):  # sizes, flags: read where the input is (a split tensor gives its local sizes)
-            self._set(node, "C")
+        if not _is_tensor(node):  # sizes, flags
+            self._set(node, C)
+            if self._reads_split_size(node):
+                self.p.globalize.add(node)  # the single process's value, not this rank's
             return
         split = self._s_inputs(node)
         if not split:
             for a in _tensor_inputs(node):
-                self._need(node, a, "R")
-            self._set(node, "R", self._pools_op(node) or self._all_gatherable(node))
+                self._need(node, a, R)
+            self._set(node, R, self._pools_op(node) or self._all_gatherable(node))
             return
         if t in ops.ELEMENTWISE_FUNCS or t in ops.ELEMENTWISE_METHODS or t in ops.BINARY_FUNCS \
                 or t in ops.BINARY_METHODS:
@@ -366,7 +394,7 @@ class Placer:
             if isinstance(dim, int) and dim % ndim >= 2:
                 return self._local(node)
             return self._mix(node, op, "moves the channel dimension")
-        if t in (torch.cat, torch.concat, torch.concatenate):
+        if t in _CONCATENATE:
             dim = _arg(node, 1, "dim", 0)
             shape = _shape(split[0])
             if isinstance(dim, int) and shape is not None and dim % len(shape) != 1:
@@ -382,11 +410,21 @@ class Placer:
             return self._mix(node, op, "normalises over the channels")
         if t is operator.getitem:
             if isinstance(_val(node.args[0]), (tuple, list)):  # one output of a tuple-valued op: its placement
-                self._need(node, split[0], "S")
-                self._set(node, "S", self.p.state[split[0]].gatherable)
+                self._need(node, split[0], S)
+                self._set(node, S, self.p.state[split[0]].gatherable)
                 return
             return self._mix(node, op, "indexes the tensor (it may select across channel groups)")
         return self._mix(node, op, "is not known to keep channel groups local")
+
+    def _reads_split_size(self, node: fx.Node) -> bool:
+        """``x.size(...)``, ``x.shape``, ``x.numel()`` of a split tensor (which would give this rank's count)."""
+        t, args = node.target, node.args
+        src = args[0] if args and isinstance(args[0], fx.Node) else None
+        if src is None or src not in self.p.state or self.p.state[src].place != S:
+            return False
+        if node.op == "call_method" and t in ("size", "numel", "nelement"):
+            return True
+        return bool(t is getattr and len(args) > 1 and args[1] == "shape")
 
     def _pools_op(self, node: fx.Node) -> bool:
         """A global pool over the spatial dimensions, or the flatten of the classifier's input."""
@@ -411,8 +449,8 @@ class Placer:
             if self._s_inputs(node):
                 return self._local(node)
             for a in _tensor_inputs(node):
-                self._need(node, a, "R")
-            self._set(node, "R", self._all_gatherable(node))
+                self._need(node, a, R)
+            self._set(node, R, self._all_gatherable(node))
             return
         if node.target not in (torch.nn.functional.dropout, torch.dropout):
             if self._s_inputs(node):
@@ -452,12 +490,13 @@ class Placer:
         sizes: Any = node.args[1:] if node.target != torch.reshape else node.args[1:2]
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
-        fixed = [s for s in list(sizes)[1:] if isinstance(s, int) and s != -1]
-        if before is None or after is None or fixed:
-            return self._mix(node, op, f"reshapes with fixed sizes {fixed} (they would not be this rank's)")
+        if before is None or after is None or not sizes:
+            return self._mix(node, op, "reshapes to sizes known only at run time")
         if len(after) == 2 and after[0] == before[0]:
-            return self._local(node, gatherable=True)  # the flatten of the classifier's input
+            self.p.localize.add(node)  # the flatten of the classifier's input: this rank's block of it
+            return self._local(node, gatherable=True)
         if after[:2] == before[:2]:
+            self.p.localize.add(node)  # the channel size given (global) becomes this rank's
             return self._local(node)
         return self._mix(node, op, "changes the channel layout")
 
@@ -484,10 +523,10 @@ class Placer:
         """
         for node in reversed(list(self.p.graph.nodes)):
             st = self.p.state.get(node)
-            if st is None or st.place != "R" or node.op in ("placeholder", "get_attr", "output"):
+            if st is None or st.place != R or node.op in ("placeholder", "get_attr", "output"):
                 continue
             users = list(node.users)
-            split = [u for u in users if self.p.needs.get((u, node)) == "S"]
+            split = [u for u in users if self.p.needs.get((u, node)) == S]
             pools = [u for u in users if u not in split and self._pools(u, node)]
             if not split or len(split) + len(pools) != len(users):
                 continue
@@ -498,18 +537,18 @@ class Placer:
             if kind is None:
                 continue
             for u in pools:
-                self.p.needs[(u, node)] = "S"
-                self.p.state[u].place = "S"
+                self.p.needs[(u, node)] = S
+                self.p.state[u].place = S
             if kind == "local":
                 self._split_needs(node)
-            self.p.state[node].place = "S"
+            self.p.state[node].place = S
 
     def _pools(self, user: fx.Node, node: fx.Node) -> bool:
         """``user`` is a replicated global pool of ``node`` that could run split (its output is pooled features)."""
         st = self.p.state.get(user)
-        if st is None or st.place != "R" or not st.gatherable or self._flip_kind(user) != "local":
+        if st is None or st.place != R or not st.gatherable or self._flip_kind(user) != "local":
             return False
-        ins = [a for a in _tensor_inputs(user) if self.p.state[a].place != "C"]
+        ins = [a for a in _tensor_inputs(user) if self.p.state[a].place != C]
         return ins == [node]
 
     def _flip_kind(self, node: fx.Node) -> str | None:
@@ -559,14 +598,14 @@ class Placer:
             ins = [self.p.needs[(node, a)] for a in _tensor_inputs(node) if (node, a) in self.p.needs]
             shape = _shape(node)
             channels = shape[1] if shape is not None and len(shape) >= 2 else 0
-            if cls == "two_level":
-                plan = LeafPlan("two_level", channels)
-            elif cls in ("conv", "group_conv") and out == "S":
+            if cls == "layer":
+                plan = LeafPlan("layer", channels)
+            elif cls == "conv" and out == S:
                 need = self.p.needs.get((node, _tensor_inputs(node)[0]))
-                plan = LeafPlan("local_conv" if need == "S" else "split_out", channels)
-            elif cls == "per_channel" and out == "S":
+                plan = LeafPlan("local_conv" if need == S else "split_out", channels)
+            elif cls == "per_channel" and out == S:
                 plan = LeafPlan("per_channel", channels)
-            elif cls == "dropout" and float(getattr(m, "p", 0.0)) > 0.0 and "R" in ins:
+            elif cls == "dropout" and float(getattr(m, "p", 0.0)) > 0.0 and R in ins:
                 plan = LeafPlan("synced_dropout")
             elif cls == "drop_path" and float(getattr(m, "drop_prob", getattr(m, "p", 0.0))) > 0.0:
                 plan = LeafPlan("synced_drop_path")
@@ -588,7 +627,7 @@ def _fetch(model: nn.Module, node: fx.Node) -> Any:
     return obj
 
 
-def place_graph(model: nn.Module, graph: fx.Graph, world: int, shard_stem: bool = True) -> Placement:
+def place_graph(model: nn.Module, graph: fx.Graph, world: int, shard_stem: bool = True) -> PlacedGraph:
     """Place every node of ``graph`` (a trace of ``model`` with fake-tensor values) over ``world`` ranks."""
     placer = Placer(model, graph, world, shard_stem)
     for node in graph.nodes:

@@ -3,16 +3,19 @@
 The model is traced (:mod:`.trace`) and every node placed (:mod:`.placement`); each module then gets a
 kind, and its tensors follow:
 
-* ``two_level`` (GC-2L): ``Agp`` ``(m, n/N, d, d)``, ``R0`` ``(N, n/N, d, d)`` (row k) and ``R̄0ᵀ``
-  ``(m, N, 1, 1)`` (``S_k``, its m/N rows) are split along dim 0;
-* ``local_conv`` (GC, depthwise, grouped convs whose groups are a multiple of N) and ``split_out`` (a
+* ``layer`` (a conv type with a shard rule, :mod:`tglc_zoo.layers.shard_rules`: GC, GC-2L): every tensor
+  split along dim 0 (GC-2L: ``Agp`` ``(m, n/N, d, d)``, ``R0`` ``(N, n/N, d, d)`` — row k — and ``R̄0ᵀ``
+  ``(m, N, 1, 1)`` — ``S_k``, its m/N rows);
+* ``local_conv`` (depthwise and grouped ``nn.Conv2d`` whose groups are a multiple of N) and ``split_out`` (a
   dense conv on the replicated image — the stem — computing this rank's output channels): weight and
   bias split along dim 0;
 * ``per_channel`` (BatchNorm and friends): every tensor with one row per channel split, the rest
   (``num_batches_tracked``) replicated;
 * everything else — the classifier, layers that mix pooled features, unused modules — replicated.
 
-Every sharded tensor is split into N equal slices, rank k taking slice k.
+Every sharded tensor is split into N equal slices, rank k taking slice k. A parameter shared by several
+modules (tied weights) is split once and stays shared — or, when one of its owners is split and another
+replicated, refused.
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import torch
 from torch import nn
 
 from ..errors import GroupParallelError
-from ..layers import CONV_SPECS, SHARDABLE_CONV_TYPES, FLGCConv2d, GroupConv2d, ShuffleGroupConv2d, TwoLevelGroupConv2d
+from ..layers import CONV_SPECS, SHARDABLE_CONV_TYPES, spec_of_layer
 from ..models._base import ClassifierModel
-from .placement import LeafPlan, Placement, place_graph
+from . import ops
+from .placement import LeafPlan, PlacedGraph, place_graph
 from .trace import TracedModel, trace_model
 
 __all__ = ["ShardPlan", "GroupParallelError", "SUPPORTED_CONV_TYPES", "Analysis", "analyse", "check_supported",
@@ -62,23 +66,29 @@ def check_supported(model: nn.Module) -> tuple[str, int]:
     spec = getattr(model, "grouping", None)
     if spec is not None and getattr(spec, "conv_type", None) in SUPPORTED_CONV_TYPES:
         return str(spec.conv_type), int(spec.groups)
-    two_level, grouped = set(), set()
+    required: dict[int, str] = {}
+    free: dict[int, str] = {}
     for m in model.modules():
-        if isinstance(m, ShuffleGroupConv2d):
-            raise _refuse_type("shuffle")
-        if isinstance(m, FLGCConv2d):
-            raise _refuse_type("flgc")
-        if isinstance(m, TwoLevelGroupConv2d):
-            two_level.add(m.groups)
-        elif isinstance(m, GroupConv2d):
-            grouped.add(m.groups)
-    if len(two_level) > 1:
-        raise GroupParallelError(f"{type(model).__name__} mixes GC-2L layers with different groups "
-                                 f"{sorted(two_level)}; group parallelism runs one group per process")
-    if two_level:
-        return "gc2l", two_level.pop()
-    if grouped:
-        return "gc", min(grouped)
+        layer_spec = spec_of_layer(m)
+        if layer_spec is None or not layer_spec.grouped:
+            continue
+        if layer_spec.shard_rule is None:
+            raise _refuse_type(layer_spec.name)
+        n = layer_spec.shard_rule.required_world(m)
+        if n is not None:
+            required[n] = layer_spec.name
+        else:
+            free[int(getattr(m, "groups", 1))] = layer_spec.name
+    if len(required) > 1:
+        raise GroupParallelError(f"{type(model).__name__} has layers that need different numbers of processes "
+                                 f"{sorted(required)} ({sorted(set(required.values()))}); group parallelism runs one "
+                                 "channel group per process")
+    if required:
+        n, name = next(iter(required.items()))
+        return name, n
+    if free:
+        n = min(free)
+        return free[n], n
     raise GroupParallelError(f"group parallelism splits GC / GC-2L layers by channel group, and "
                              f"{type(model).__name__} has none; convert it first (tglc_zoo.convert.to_grouped or "
                              "create_grouped)")
@@ -103,20 +113,22 @@ class Analysis:
     """A model's traced graphs placed over ``world`` ranks, and each module's kind (:class:`LeafPlan`)."""
 
     traced: TracedModel
-    placements: dict[str, Placement]
+    placements: dict[str, PlacedGraph]
     leaves: dict[str, LeafPlan]
     world: int
     shard_stem: bool
+    traced_model: nn.Module | None = None
 
     def communication(self, mode: str = "train") -> list[dict[str, Any]]:
         """Every collective one forward (and its backward) runs, at the traced input shape: what moves, where."""
         p = self.placements[mode]
         out: list[dict[str, Any]] = []
+        modules = dict(self.traced_model.named_modules()) if self.traced_model is not None else {}
         for node in p.graph.nodes:
-            if node.op == "call_module" and self.leaves.get(str(node.target), LeafPlan("")).kind == "two_level":
-                shape = tuple(node.meta["val"].shape)
-                out.append(dict(where=str(node.target), op="coarse_allgather", per_rank=(shape[0], 1, *shape[2:]),
-                                backward="reduce-scatter of the same"))
+            if node.op == "call_module" and self.leaves.get(str(node.target), LeafPlan("")).kind == "layer":
+                layer = modules[str(node.target)]
+                for c in ops.shard_rule(layer).communication(layer, tuple(node.meta["val"].shape), self.world):
+                    out.append(dict(where=str(node.target), op=c.op, per_rank=c.per_rank, backward=c.backward))
         for user, inp, conv in p.edges():
             val = inp.meta.get("val")
             shape = tuple(val.shape) if isinstance(val, torch.Tensor) else ()
@@ -131,7 +143,7 @@ class Analysis:
         return out
 
 
-def _merge_leaves(placements: Mapping[str, Placement]) -> dict[str, LeafPlan]:
+def _merge_leaves(placements: Mapping[str, PlacedGraph]) -> dict[str, LeafPlan]:
     leaves: dict[str, LeafPlan] = {}
     for mode, p in placements.items():
         for name, plan in p.leaves.items():
@@ -152,10 +164,27 @@ def analyse(model: nn.Module, world_size: int | None = None, shard_stem: bool = 
                                  "model.set_grad_checkpointing(False) first")
     traced = trace_model(model, example_input)
     placements = {mode: place_graph(model, g, world, shard_stem) for mode, g in traced.graphs.items()}
-    return Analysis(traced, placements, _merge_leaves(placements), world, shard_stem)
+    leaves = _merge_leaves(placements)
+    check_ties(model, leaves)
+    return Analysis(traced, placements, leaves, world, shard_stem, model)
 
 
-def _owner(name: str, leaves: Mapping[str, LeafPlan]) -> LeafPlan | None:
+_SPLIT_KINDS = ("layer", "local_conv", "split_out")
+
+
+def _aliases(model: nn.Module) -> dict[str, str]:
+    """Every name of every module -> the name ``torch.fx`` calls it by (the first in ``named_modules``)."""
+    first: dict[int, str] = {}
+    out: dict[str, str] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        out[name] = first.setdefault(id(m), name)
+    return out
+
+
+def _owner(name: str, leaves: Mapping[str, LeafPlan], aliases: Mapping[str, str] | None = None
+           ) -> LeafPlan | None:
+    if aliases is not None:
+        name = aliases.get(name, name)
     while True:
         if name in leaves:
             return leaves[name]
@@ -164,24 +193,46 @@ def _owner(name: str, leaves: Mapping[str, LeafPlan]) -> LeafPlan | None:
         name = name.rpartition(".")[0]
 
 
+def _splits(owner: LeafPlan | None, t: torch.Tensor) -> bool:
+    kind = owner.kind if owner is not None else "replicated"
+    return (kind in _SPLIT_KINDS and t.dim() > 0) or \
+        (kind == "per_channel" and owner is not None and t.dim() > 0 and t.shape[0] == owner.channels)
+
+
+def check_ties(model: nn.Module, leaves: Mapping[str, LeafPlan]) -> None:
+    """A parameter shared by several modules is split by all of them or by none; anything else is refused."""
+    aliases = _aliases(model)
+    owners: dict[int, list[tuple[str, bool]]] = {}
+    for name, mod in model.named_modules(remove_duplicate=False):
+        for key, p in mod.named_parameters(recurse=False):
+            owners.setdefault(id(p), []).append((f"{name}.{key}" if name else key,
+                                                 _splits(_owner(name, leaves, aliases), p)))
+    for uses in owners.values():
+        if len({split for _, split in uses}) > 1:
+            split = [k for k, s in uses if s]
+            whole = [k for k, s in uses if not s]
+            raise GroupParallelError(f"one parameter is tied between {split[0]!r}, which group parallelism splits by "
+                                     f"channel group, and {whole[0]!r}, which runs replicated: no rank could hold "
+                                     "both; untie them (a copy for each) or make both layers split")
+
+
 def plan_from_analysis(model: nn.Module, analysis: Analysis) -> ShardPlan:
     sharded: list[str] = []
     replicated: list[str] = []
-    for name, mod in model.named_modules():
-        owner = _owner(name, analysis.leaves)
+    aliases = _aliases(model)
+    for name, mod in model.named_modules(remove_duplicate=False):
+        owner = _owner(name, analysis.leaves, aliases)
         prefix = f"{name}." if name else ""
         tensors = [*mod.named_parameters(recurse=False), *((n, b) for n, b in mod.named_buffers(recurse=False)
                                                            if b is not None)]
         for key, t in tensors:
-            kind = owner.kind if owner is not None else "replicated"
-            split = (kind in ("two_level", "local_conv", "split_out") and t.dim() > 0) or \
-                (kind == "per_channel" and owner is not None and t.dim() > 0 and t.shape[0] == owner.channels)
-            (sharded if split else replicated).append(prefix + key)
+            (sharded if _splits(owner, t) else replicated).append(prefix + key)
     order = tuple(model.state_dict())
     index = {k: i for i, k in enumerate(order)}
     keep = set(order)
-    return ShardPlan(analysis.world, tuple(sorted((k for k in sharded if k in keep), key=index.__getitem__)),
-                     tuple(sorted((k for k in replicated if k in keep), key=index.__getitem__)), order)
+    return ShardPlan(analysis.world,
+                     tuple(sorted({k for k in sharded if k in keep}, key=index.__getitem__)),
+                     tuple(sorted({k for k in replicated if k in keep}, key=index.__getitem__)), order)
 
 
 def make_plan(model: nn.Module, world_size: int | None = None, shard_stem: bool = True,
