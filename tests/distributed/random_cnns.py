@@ -148,7 +148,7 @@ def check_models(rank: int, world: int, specs: list[list[str]], inplace: bool = 
                     continue
                 want = shard.plan.local_slice(want, shard.rank, k) if k in sharded else want
                 grad = max(grad, _maxdiff(p.grad, want))
-            for m, params in ((ref, ref.parameters()), (shard, shard.parameters())):
+            for params in (ref.parameters(), shard.parameters()):
                 torch.optim.SGD([p for p in params if p.requires_grad], lr=0.1).step()
             state, ref_state = shard.full_state_dict(), ref.state_dict()
             step = max(_maxdiff(state[k], ref_state[k]) for k in ref_state)
