@@ -144,3 +144,14 @@ def continue_single(state: tuple[dict[str, Any], dict[str, Any]], groups: int, s
         return model.state_dict()
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def sliced_weights(rank: int, world: int, path: str) -> dict[str, Any]:
+    """A single-process safetensors file read into a (world/2, 2) mesh shard, only this rank's rows."""
+    from tglc_zoo.checkpoint.safetensors_io import load_weights
+
+    par = _setup(rank, world, 2, seed=99)  # other initial weights than the file's
+    GroupMode().load_weights(par, Path(path))
+    full = par.net.full_state_dict()
+    want = load_weights(Path(path))
+    return {"diff": max(_maxdiff(full[k], want[k]) for k in want)}

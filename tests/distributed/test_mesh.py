@@ -88,3 +88,22 @@ def test_metadata_is_read_without_running_pickled_code(tmp_path: Path) -> None:
         read_metadata(folder)
     assert not marker.exists()
     shutil.rmtree(folder)
+
+
+def test_pretrained_weights_are_read_by_slices(tmp_path: Path) -> None:
+    from tglc_zoo.checkpoint.safetensors_io import save_weights
+
+    torch.manual_seed(5)
+    save_weights(tmp_path / "w.safetensors", mesh_workers._model(2).state_dict())
+    for r in launch(mesh_workers.sliced_weights, 4, (str(tmp_path / "w.safetensors"),), timeout=240, pg_timeout=60):
+        assert r.value["diff"] == 0.0
+
+
+def test_a_tags_weights_are_found_for_a_sharded_run() -> None:
+    from tglc_zoo.data import get_dataset_info
+    from tglc_zoo.training.build import pretrained_weights_for
+
+    info = get_dataset_info("fmnist")
+    path = pretrained_weights_for("wrn16_2_gc2l_n8.fmnist", info, {})
+    assert path is not None and path.name == "model.safetensors" and path.parent.name == "wrn16_2_gc2l_n8.fmnist"
+    assert pretrained_weights_for("wrn16_2_gc2l_n8.fmnist", get_dataset_info("cifar100"), {}) is None  # new head, stem

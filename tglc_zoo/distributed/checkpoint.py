@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .group_parallel import GroupParallel
 
 __all__ = ["PLAN_NAME", "rank_file_name", "save_rank_files", "merge_rank_files", "load_rank_state_dict",
-           "read_plan", "save_shard_files"]
+           "read_plan", "save_shard_files", "load_slices"]
 
 PLAN_NAME = "group_parallel.json"
 RANK_KEY, WORLD_KEY = "tglc_zoo.rank", "tglc_zoo.world_size"
@@ -106,3 +106,35 @@ def save_shard_files(shard: torch.nn.Module, folder: str | Path) -> Path:
         atomic_write(folder / PLAN_NAME, plan.to_json())
     dist.barrier(group=shard.group)
     return folder
+
+
+def load_slices(shard: torch.nn.Module, path: str | Path) -> None:
+    """Load a single-process safetensors file into a shard, reading only this rank's rows of every split tensor.
+
+    Strict: the file must hold every key of the model with the single-process shape.
+    """
+    from safetensors import safe_open
+
+    shard = cast("GroupParallel", shard)
+    plan: ShardPlan = shard.plan
+    sharded = set(plan.sharded)
+    local = shard.module.state_dict(keep_vars=True)
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        missing, unexpected = sorted(set(local) - keys), sorted(keys - set(local))
+        if missing or unexpected:
+            raise GroupParallelError(f"{path} does not hold this model's tensors: missing {missing[:5]}, unexpected "
+                                     f"{unexpected[:5]}")
+        with torch.no_grad():
+            for key, target in local.items():
+                sl = f.get_slice(key)
+                full = tuple(sl.get_shape())
+                want = (target.shape[0] * plan.world_size, *target.shape[1:]) if key in sharded else tuple(target.shape)
+                if full != tuple(want):
+                    raise GroupParallelError(f"{path}: {key!r} has shape {full}, the model's is {tuple(want)}")
+                if key in sharded:
+                    rows = target.shape[0]
+                    value = sl[shard.rank * rows:(shard.rank + 1) * rows]
+                else:
+                    value = f.get_tensor(key) if not full else sl[:]  # a 0-dim tensor cannot be sliced
+                target.copy_(value)

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..errors import GroupParallelError
 from ..util.choices import check_choice
+from .checkpoint import load_slices
 from .context import DistContext
 from .deferred_init import NotReplayableError, deferred_build, materialize_empty
 from .grad_sync import GradientAverager
@@ -108,6 +109,12 @@ class ParallelMode(ABC):
     def load_sharded(self, path: Path, par: Parallelized, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
         """Collective: load this rank's slices of ``path``; returns this rank's saved RNG tensors."""
         raise NotImplementedError(f"parallel mode {self.name!r} does not read sharded checkpoints")
+
+    def load_weights(self, par: Parallelized, path: Path) -> None:
+        """Load a single-process safetensors file of weights into the model (after :meth:`setup`)."""
+        from ..checkpoint.safetensors_io import load_weights
+
+        par.model.load_state_dict(load_weights(path), strict=True)
 
     def sync_buffers(self, par: Parallelized) -> None:
         """Make every replica hold the same buffers (BatchNorm statistics) before evaluating or saving.
@@ -235,6 +242,10 @@ class GroupMode(ParallelMode):
         rng = load_sharded(path, par.net, optimizer, par.layout)
         par.net.set_random_state({k[3:]: v for k, v in rng.items() if k.startswith("gp/")})
         return {k: v for k, v in rng.items() if not k.startswith("gp/")}
+
+    def load_weights(self, par: Parallelized, path: Path) -> None:
+        """Each rank reads only its rows of every split tensor."""
+        load_slices(par.net, path)
 
     def sync_buffers(self, par: Parallelized) -> None:
         """BatchNorm statistics follow replica 0 (as DistributedDataParallel's follow rank 0)."""

@@ -58,7 +58,7 @@ from ..errors import (
 )
 from ..util.atomic import atomic_write_json
 from ..util.hardware import hardware_description
-from .build import build_model_for
+from .build import build_model_for, pretrained_weights_for
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
@@ -252,9 +252,15 @@ class _Run:
         self._data()
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.memory_format = memory_format
+        # a sharded run reads only its slices of pretrained weights (when they load as they are)
+        weights = (pretrained_weights_for(cfg.model, self.info, cfg.model_overrides())
+                   if cfg.pretrained and self.mode.sharded_checkpoints and self.ckpt is None else None)
         self.par = self.mode.setup(lambda: build_model_for(cfg.model, self.info, cfg.model_overrides(),
-                                                           cfg.pretrained), ctx, memory_format)
+                                                           cfg.pretrained and weights is None), ctx, memory_format)
         self.model, self.net = self.par.model, self.par.net
+        if weights is not None:
+            self.mode.load_weights(self.par, weights)
+            self.par.notes.append(f"read this rank's slices of the pretrained weights {weights}")
         for note in self.par.notes:
             if ctx.is_main:
                 self.log(f"[train] {note}")
