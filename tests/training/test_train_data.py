@@ -93,4 +93,4 @@ def test_missing_data_dir_and_unknown_dataset() -> None:
         build_datasets("cifar10", None)
     with pytest.raises(ValueError, match=r"did you mean 'cifar10'.*valid choices"):
         get_dataset_info("cifar-10")
-    assert set(DATASETS) == {"cifar10", "cifar100", "imagenet", "fmnist", "digits"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "imagenet", "fmnist", "fmnist32", "digits"}

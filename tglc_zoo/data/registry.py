@@ -29,6 +29,13 @@ _FMNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal
                   "Ankle boot")
 
 
+def _pad(pixels: int) -> Callable[[], Any]:
+    def pad() -> Any:
+        from torchvision.transforms import v2
+        return v2.Pad(pixels)
+    return pad
+
+
 def _crop_flip(size: int, pad: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """Factories of a padded random crop and a horizontal flip (torchvision is imported when they are called)."""
     def crop() -> Any:
@@ -69,6 +76,12 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
         "fmnist", 1, 10, (1, 28, 28), (0.2860,), (0.3530,), _FMNIST_LABELS, "fmnist", FMNIST_HOW_TO_GET,
         "pad 2 pixels each side, random 28x28 crop, random horizontal flip",
         load=load_fmnist, transform=tensor_transform(*_crop_flip(28, 2)), hub_id="zalando-datasets/fashion_mnist"),
+    # the same images zero-padded to CIFAR's 32x32 (mean and std of the padded images), with CIFAR's augmentation
+    DatasetInfo(
+        "fmnist32", 1, 10, (1, 32, 32), (0.2190,), (0.3318,), _FMNIST_LABELS, "fmnist", FMNIST_HOW_TO_GET,
+        "zero-pad to 32x32, then pad 4 pixels each side, random 32x32 crop, random horizontal flip",
+        load=load_fmnist, transform=tensor_transform(*_crop_flip(32, 4), base=[_pad(2)]),
+        hub_id="zalando-datasets/fashion_mnist"),
     DatasetInfo(
         "digits", 1, 10, (1, 8, 8), (0.3054,), (0.3760,), tuple(str(i) for i in range(10)), "fmnist",
         "it ships inside scikit-learn (`pip install scikit-learn`, or tglc_zoo's [train] extra)", "none",

@@ -18,9 +18,10 @@ def _normalize(info: DatasetInfo) -> list[Any]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(info.mean), list(info.std))]
 
 
-def tensor_transform(*augment: Callable[[], Any]) -> Callable[[DatasetInfo, bool, bool, int | None], Any]:
-    """The transform factory of a fixed-size dataset of uint8 tensors: ``augment`` (factories of
-    torchvision v2 transforms) when training, then normalisation."""
+def tensor_transform(*augment: Callable[[], Any], base: Sequence[Callable[[], Any]] = ()
+                     ) -> Callable[[DatasetInfo, bool, bool, int | None], Any]:
+    """The transform factory of a fixed-size dataset of uint8 tensors: ``base`` always (e.g. padding to the
+    dataset's size), ``augment`` (factories of torchvision v2 transforms) when training, then normalisation."""
     def build(info: DatasetInfo, train: bool, use_augment: bool, image_size: int | None) -> Any:
         from torchvision.transforms import v2
 
@@ -28,7 +29,7 @@ def tensor_transform(*augment: Callable[[], Any]) -> Callable[[DatasetInfo, bool
             raise ValueError(f"image_size={image_size} is only supported for imagenet; {info.name} images are "
                              f"{info.input_size[-1]}x{info.input_size[-1]}")
         aug: Sequence[Any] = [make() for make in augment] if train and use_augment else []
-        return v2.Compose([*aug, *_normalize(info)])
+        return v2.Compose([*(make() for make in base), *aug, *_normalize(info)])
     return build
 
 
