@@ -6,6 +6,7 @@ its metadata) and ``README.md`` (Hugging Face model card) — that loads through
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -20,7 +21,10 @@ from .checkpoint import make_config, render_model_card, upload_checkpoint_folder
 from .convert.rebuild import grouped_checkpoint_config, is_grouped
 from .models._base import ZooModel
 from .registry import create_model_from_source
+from .util.unwrap import unwrap_model
 from .weights import load_manifest
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["checkpoint_config", "from_pretrained", "pretrained_metrics", "push_to_hub", "save_pretrained"]
 
@@ -55,7 +59,14 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, metr
 
     Returns:
         The absolute path of the folder.
+
+    A model inside ``torch.compile`` or ``DistributedDataParallel``/``DataParallel`` is saved unwrapped (its
+    own keys, not ``_orig_mod.``/``module.`` ones), with a log line.
     """
+    model, wrappers = unwrap_model(model)
+    if wrappers:
+        _logger.info("saving the %s inside %s (the checkpoint holds its own keys)", type(model).__name__,
+                     " inside ".join(wrappers))
     config = checkpoint_config(model)
     num_params = sum(p.numel() for p in model.parameters())
     card = render_model_card(config, metrics=metrics, dataset=dataset, num_params=num_params, **card_fields)

@@ -128,3 +128,15 @@ def test_hf_offline_env_in_a_fresh_process(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.split("RESULT ", 1)[1]) == [True, True]
+
+
+def test_a_compiled_or_wrapped_model_saves_with_its_own_keys(tmp_path: Path) -> None:
+    import tglc_zoo
+
+    model = tglc_zoo.create_model("wrn16_2_gc2l_n2", num_classes=10).eval()
+    for i, wrapped in enumerate((torch.compile(model), torch.nn.DataParallel(model))):
+        folder = tglc_zoo.save_pretrained(wrapped, tmp_path / f"w{i}")
+        loaded = tglc_zoo.from_pretrained(folder).eval()
+        assert list(loaded.state_dict()) == list(model.state_dict())  # no _orig_mod. / module. prefixes
+        x = torch.randn(2, 3, 32, 32)
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)

@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from ..layers.flops import model_flops
+from ..util.unwrap import unwrap_model
 from .batchnorm import recalibrate_batchnorm
 from .calibration import DEFAULT_BATCH_SIZE, CalibrationData, modes_restored, reiterable
 from .fit import check_target_type
@@ -35,21 +36,16 @@ from .zoo_route import zoo_arch, zoo_target
 __all__ = ["LayerReport", "ConversionReport", "SkippedConv", "to_grouped"]
 
 _logger = logging.getLogger(__name__)
-_WRAPPERS: tuple[type[nn.Module], ...] = (nn.parallel.DistributedDataParallel, nn.DataParallel)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     """The model inside ``torch.compile``'s, ``DistributedDataParallel``'s or ``DataParallel``'s wrapper."""
-    while True:
-        if isinstance(model, _WRAPPERS):
-            inner, wrapper = model.get_submodule("module"), type(model).__name__
-        elif isinstance(orig := getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
-            inner, wrapper = orig, "torch.compile"
-        else:
-            return model
+    inner, wrappers = unwrap_model(model)
+    if wrappers:
         _logger.warning("to_grouped converts the %s inside %s and returns it unwrapped: the converted model has new "
-                        "parameters, so wrap it again after the conversion", type(inner).__name__, wrapper)
-        model = inner
+                        "parameters, so wrap it again after the conversion", type(inner).__name__,
+                        " inside ".join(wrappers))
+    return inner
 
 
 def _check_source(model: nn.Module) -> None:
