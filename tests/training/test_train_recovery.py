@@ -142,3 +142,18 @@ def test_model_options_that_cannot_train_are_refused(extra: list[str], message: 
     args = parser.parse_args(["--model", "wrn16_2_gc2l_n2", "--dataset", "digits", "--output", "x", *extra])
     with pytest.raises(ValueError, match=message):
         config_from_args(args, parser)
+
+
+def test_ctrl_c_asks_to_stop_after_the_step_and_a_second_one_stops_at_once() -> None:
+    from tglc_zoo.distributed.context import DistContext
+    from tglc_zoo.training.stop import StopSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert stop.agreed(DistContext(0, 1, 0, torch.device("cpu"))) == signal.SIGINT  # recorded, not raised
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before
