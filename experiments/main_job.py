@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from experiments.fmnist_study.grid import recovery, seed_noise, seed_stds
+from experiments.fmnist_study.cells import CellTable, recovery
 from tglc_zoo.data import DataNotFoundError, build_datasets
 from tglc_zoo.training import TrainConfig, load_checkpoint, train
 from tglc_zoo.training.publish import model_from_checkpoint
@@ -41,10 +41,10 @@ def study_spread() -> tuple[float | None, str, int | None]:
     for path in STUDY_RESULTS:
         if path.is_file():
             results = json.loads(path.read_text())
-            cells = results["cells"]
-            pooled = seed_noise(cells)
+            cells = CellTable.from_json(results["cells"])
+            pooled = cells.seed_noise()
             if pooled is not None:
-                return (pooled, f"{path.relative_to(REPO)} ({len(seed_stds(cells))} cells with several seeds)",
+                return (pooled, f"{path.relative_to(REPO)} ({len(cells.seed_stds())} cells with several seeds)",
                         results["study"].get("epochs"))
     return None, "no study results yet", None
 

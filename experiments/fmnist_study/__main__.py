@@ -17,35 +17,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from tglc_zoo.util.atomic import atomic_write, atomic_write_json
+from tglc_zoo.util.atomic import atomic_write_json
 
 from ..markdown import replace_section
-from .grid import (
-    PRESETS,
-    TARGETS,
-    StudyConfig,
-    aggregate,
-    claim_verdict,
-    finished_results,
-    markdown_table,
-    plot_error_vs_groups,
-    plot_training_loss,
-    record_path,
-    run_one,
-    target_checks,
-    target_lines,
-)
+from .grid import StudyConfig
+from .presets import PRESETS, TARGETS
+from .records import finished_results, record_path
+from .report import markdown_table, model_card_section, write_report
+from .run import run_one
+from .targets import target_lines
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,53 +111,6 @@ def check_same_config(docs: Path, cfg: StudyConfig) -> None:
     atomic_write_json(path, current)
 
 
-def report(docs: Path, cfg: StudyConfig, targets: dict[str, Any] | None = None) -> dict:
-    """results.json, results.md and the two plots from the finished records; ``targets`` (keywords of
-    ``target_checks``) adds the preset's targets, met or missed."""
-    plan = cfg.plan()
-    results = finished_results(docs / "runs", plan)
-    agg = aggregate(results)
-    docs.mkdir(parents=True, exist_ok=True)
-    hardware = sorted({r["hardware"] for r in results})
-    payload = {
-        "study": cfg.to_dict(), "planned_runs": len(plan), "finished_runs": len(results),
-        "hardware": hardware, "torch": torch.__version__, "python": platform.python_version(),
-        "total_train_time_s": sum(r["train_time_s"] for r in results),
-        "cells": agg, "verdict": claim_verdict(agg, cfg.baselines),
-        "targets": target_checks(agg, **targets) if targets is not None else [],
-        "runs": results,
-    }
-    atomic_write_json(docs / "results.json", payload)
-    title = f"{cfg.arch} on {'Fashion-MNIST' if cfg.dataset == 'fmnist' else cfg.dataset} ({cfg.epochs} epochs)"
-    table = markdown_table(agg, cfg.groups)
-    md = [f"# {title}: test error (%) vs number of groups", "",
-          f"{len(results)}/{len(plan)} runs finished; cells show mean ± std over seeds (runs, parameters).", "",
-          table, "", "## What the numbers say", "", *[f"- {v}" for v in payload["verdict"]], "",
-          *(["## Targets", "", *[f"- {v}" for v in target_lines(payload["targets"])], ""] if payload["targets"]
-            else []),
-          f"Hardware: {', '.join(hardware) or 'n/a'}; total training time "
-          f"{payload['total_train_time_s'] / 3600:.2f} h.",
-          "", "![test error vs N](error_vs_groups.png)", "", "![training loss](training_loss.png)", ""]
-    atomic_write(docs / "results.md", "\n".join(md))
-    if agg:
-        plot_error_vs_groups(agg, docs / "error_vs_groups.png", title)
-        big = max((n for n in cfg.groups if any(r["groups"] == n for r in results)), default=cfg.groups[-1])
-        plot_training_loss(results, big, docs / "training_loss.png", f"{title}: training loss")
-    return payload
-
-
-def recipe_text(cfg: StudyConfig) -> str:
-    images = f"a fixed {cfg.train_subset:,}-image subset of the" if cfg.train_subset else "all 60,000"
-    if cfg.schedule == "cosine":
-        sched = f"lr {cfg.lr} cosine decay to 0 after {cfg.warmup_epochs:g} epoch(s) of linear warm-up"
-    else:
-        sched = f"lr {cfg.lr} x{cfg.lr_gamma} at epochs {list(cfg.lr_milestones)}"
-    return (f"{cfg.arch}, {cfg.epochs} epochs on {images} Fashion-MNIST training images, "
-            f"SGD{' (Nesterov)' if cfg.nesterov else ''} momentum {cfg.momentum}, weight decay {cfg.weight_decay}, "
-            f"batch {cfg.batch_size}, {sched}, pad-2 random crop + horizontal flip, He init (recipe "
-            f"'{cfg.recipe}'); python -m experiments.fmnist_study")
-
-
 def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, docs: Path,
                   log: Callable[[str], None]) -> None:
     from tglc_zoo.data import get_dataset_info
@@ -180,24 +121,9 @@ def ship_finished(args: argparse.Namespace, cfg: StudyConfig, study_dir: Path, d
     records = finished_results(docs / "runs", cfg.plan())
     info = get_dataset_info(cfg.dataset)
     ship(records, cells, study_dir, args.repo_root, tag=args.tag, dataset=info.hub_id or info.name,
-         dataset_name="Fashion-MNIST" if cfg.dataset == "fmnist" else cfg.dataset, recipe=recipe_text(cfg),
+         dataset_name="Fashion-MNIST" if cfg.dataset == "fmnist" else cfg.dataset, recipe=cfg.recipe_text(),
          select=args.select,
          manifest_path=args.manifest or MANIFEST_PATH, prune=True, log=log)
-
-
-def model_card_section(payload: dict, docs: Path, card_dir: Path) -> str:
-    rel = os.path.relpath(docs, card_dir)
-    groups = tuple(payload["study"]["groups"])
-    lines = [f"{payload['finished_runs']}/{payload['planned_runs']} runs finished "
-             f"(hardware: {', '.join(payload['hardware']) or 'n/a'}; total training time "
-             f"{payload['total_train_time_s'] / 3600:.2f} h). Test error (%) after the last epoch, mean ± std over "
-             "seeds (number of runs, parameters):", "", markdown_table(payload["cells"], groups), "",
-             "What the numbers say (computed by the script):", "", *[f"- {v}" for v in payload["verdict"]], "",
-             *(["Targets (computed by the script):", "", *[f"- {v}" for v in target_lines(payload["targets"])], ""]
-               if payload.get("targets") else []),
-             f"![test error vs N]({rel}/error_vs_groups.png)", "", f"![training loss]({rel}/training_loss.png)", "",
-             f"Full results: [{rel}/results.md]({rel}/results.md), [{rel}/results.json]({rel}/results.json)."]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,19 +154,19 @@ def main(argv: list[str] | None = None) -> int:
             for spec in bar:
                 bar.set_postfix_str(spec.run_id)
                 rec = run_one(spec, cfg, study_dir, docs / "runs", progress=not args.no_progress, log=log)
-                log(f"[study] {spec.run_id}: test error {100 * rec['test_err']:.2f}% in {rec['train_time_s']:.0f}s")
+                log(f"[study] {spec.run_id}: test error {rec.err_points:.2f}% in {rec.train_time_s:.0f}s")
                 if args.ship:
                     ship_finished(args, cfg, study_dir, docs, log)
     if args.ship:
         ship_finished(args, cfg, study_dir, docs, print)
-    payload = report(docs, cfg, TARGETS.get(args.preset))
+    report = write_report(docs, cfg, TARGETS.get(args.preset))
     if str(args.model_card) and args.model_card.is_file():
-        section = model_card_section(payload, docs, args.model_card.parent)
+        section = model_card_section(report, docs, args.model_card.parent)
         replace_section(args.model_card, CARD_SECTIONS[args.preset], section)
-    print(markdown_table(payload["cells"], cfg.groups))
-    for line in [*payload["verdict"], *target_lines(payload["targets"])]:
+    print(markdown_table(report.cells, cfg.groups))
+    for line in [*report.verdict, *target_lines(report.targets)]:
         print("-", line)
-    print(f"{payload['finished_runs']}/{payload['planned_runs']} runs finished; report in {docs}")
+    print(f"{report.finished_runs}/{report.planned_runs} runs finished; report in {docs}")
     return 0
 
 

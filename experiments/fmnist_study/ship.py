@@ -28,32 +28,34 @@ from tglc_zoo.util.atomic import atomic_write, atomic_write_json
 from tglc_zoo.util.hashing import sha256_file
 from tglc_zoo.weights import MANIFEST
 
+from .records import RunRecord
+
 _CFG_KEYS = ("input_size", "mean", "std", "num_classes", "label_names", "crop_pct", "interpolation")
 MANIFEST_PATH = Path(tglc_zoo.weights.__file__).resolve().parent / MANIFEST
 SELECTIONS = ("median", "best")
 
 
-def select_per_cell(records: Iterable[dict[str, Any]], cells: set[tuple[str, int]], rule: str = "median"
-                    ) -> dict[tuple[str, int], tuple[dict[str, Any], list[dict[str, Any]]]]:
+def select_per_cell(records: Iterable[RunRecord], cells: set[tuple[str, int]], rule: str = "median"
+                    ) -> dict[tuple[str, int], tuple[RunRecord, list[RunRecord]]]:
     """``{cell: (chosen record, all records of the cell)}``: the median seed by test error (the lower of the
     two middle ones for an even count), or the best."""
     if rule not in SELECTIONS:
         raise ValueError(f"unknown selection {rule!r}; valid choices: {list(SELECTIONS)}")
-    by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    by_cell: dict[tuple[str, int], list[RunRecord]] = {}
     for r in records:
-        key = (r["conv_type"], r["groups"])
+        key = (r.conv_type, r.groups)
         if key in cells:
             by_cell.setdefault(key, []).append(r)
     out = {}
     for key, rs in by_cell.items():
-        ranked = sorted(rs, key=lambda r: (r["test_err"], r["seed"]))
+        ranked = sorted(rs, key=lambda r: (r.test_err, r.seed))
         out[key] = (ranked[(len(ranked) - 1) // 2] if rule == "median" else ranked[0], rs)
     return out
 
 
-def cell_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
-    top1 = [100.0 * r["test_acc"] for r in records]
-    return {"seeds": sorted(r["seed"] for r in records), "top1_mean": round(statistics.fmean(top1), 2),
+def cell_stats(records: list[RunRecord]) -> dict[str, Any]:
+    top1 = [100.0 * r.test_acc for r in records]
+    return {"seeds": sorted(r.seed for r in records), "top1_mean": round(statistics.fmean(top1), 2),
             "top1_std": round(statistics.stdev(top1), 2) if len(top1) > 1 else 0.0}
 
 
@@ -88,9 +90,9 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def needs_publish(entry: dict[str, Any] | None, rec: dict[str, Any], recipe: str, folder: Path) -> bool:
+def needs_publish(entry: dict[str, Any] | None, rec: RunRecord, recipe: str, folder: Path) -> bool:
     """Whether ``rec``'s weights must be (re)published over the manifest ``entry`` shipped in ``folder``."""
-    return (entry is None or entry.get("run_id") != rec["run_id"] or entry.get("recipe") != recipe
+    return (entry is None or entry.get("run_id") != rec.run_id or entry.get("recipe") != recipe
             or not (folder / WEIGHTS_NAME).is_file())
 
 
@@ -114,7 +116,7 @@ def prune_tags(weights: dict[str, Any], keep: set[str], *, tag: str, dataset: st
     return removed
 
 
-def ship(records: list[dict[str, Any]], cells: set[tuple[str, int]], study_dir: Path, repo_root: Path, *,
+def ship(records: list[RunRecord], cells: set[tuple[str, int]], study_dir: Path, repo_root: Path, *,
          tag: str, dataset: str, dataset_name: str, recipe: str, select: str = "median",
          manifest_path: Path = MANIFEST_PATH, prune: bool = False, log: Callable[[str], None] = print
          ) -> list[str]:
@@ -132,16 +134,16 @@ def ship(records: list[dict[str, Any]], cells: set[tuple[str, int]], study_dir: 
     shipped = []
     selected = select_per_cell(records, cells, select)
     if prune:
-        prune_tags(weights, {f"{rec['model']}.{tag}" for rec, _ in selected.values()}, tag=tag, dataset=dataset,
+        prune_tags(weights, {f"{rec.model}.{tag}" for rec, _ in selected.values()}, tag=tag, dataset=dataset,
                    repo_root=repo_root, log=log)
         atomic_write_json(manifest_path, manifest)
     for (_conv_type, _n), (rec, cell) in sorted(selected.items()):
-        name = f"{rec['model']}.{tag}"
+        name = f"{rec.model}.{tag}"
         folder = repo_root / "hub" / name
         if needs_publish(weights.get(name), rec, recipe, folder):
-            run_dir = study_dir / "runs" / rec["run_id"]
+            run_dir = study_dir / "runs" / rec.run_id
             if not (run_dir / "checkpoints" / "last.pt").is_file():
-                log(f"[ship] {name}: run {rec['run_id']} has no checkpoint in {run_dir}; not shipped")
+                log(f"[ship] {name}: run {rec.run_id} has no checkpoint in {run_dir}; not shipped")
                 continue
             publish_run(run_dir, folder, which="last")
             shipped.append(name)
@@ -151,15 +153,15 @@ def ship(records: list[dict[str, Any]], cells: set[tuple[str, int]], study_dir: 
             "hf_hub_id": f"{org}/{name}",
             "sha256": sha256_file(folder / WEIGHTS_NAME),
             "dataset": dataset,
-            "metrics": {"top1": round(100.0 * rec["test_acc"], 2), "top1_err": round(100.0 * rec["test_err"], 2)},
+            "metrics": {"top1": round(100.0 * rec.test_acc, 2), "top1_err": round(100.0 * rec.test_err, 2)},
             "recipe": recipe,
-            "run_id": rec["run_id"],
+            "run_id": rec.run_id,
             "selected": select,
             "cell": cell_stats(cell),
             "pretrained_cfg": {k: pcfg[k] for k in _CFG_KEYS if k in pcfg},
         }
         write_card(folder, name, weights[name], dataset_name)
         atomic_write_json(manifest_path, manifest)
-        log(f"[ship] {name}: top-1 {weights[name]['metrics']['top1']:.2f}% from {rec['run_id']} ({select} of "
+        log(f"[ship] {name}: top-1 {weights[name]['metrics']['top1']:.2f}% from {rec.run_id} ({select} of "
             f"{len(cell)}) -> {folder}")
     return shipped

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.fmnist_study.__main__ import CARD_SECTIONS, DEFAULT_DIRS, model_card_section
-from experiments.fmnist_study.grid import PRESETS, aggregate, finished_results
+from experiments.fmnist_study.__main__ import CARD_SECTIONS, DEFAULT_DIRS
+from experiments.fmnist_study.cells import CellTable
+from experiments.fmnist_study.presets import PRESETS
+from experiments.fmnist_study.records import finished_results
+from experiments.fmnist_study.report import StudyReport, model_card_section
 from experiments.model_card import tags_table
 
 ROOT = Path(__file__).parents[2]
@@ -32,8 +35,8 @@ def test_study_report_and_model_card_section_match_the_records(preset):
     records = finished_results(docs / "runs", PRESETS[preset].plan())
     hint = f"run `python -m experiments.fmnist_study --preset {preset} --report-only`"
     assert payload["finished_runs"] == len(records) and payload["planned_runs"] == len(PRESETS[preset].plan()), hint
-    assert json.loads(json.dumps(aggregate(records))) == payload["cells"], hint
+    assert json.loads(json.dumps(CellTable.from_records(records).to_json())) == payload["cells"], hint
     on_disk = {p.stem for p in (docs / "runs").glob("*.json")}
-    assert on_disk == {r["run_id"] for r in records}, "a record outside the plan"
-    expected = model_card_section(payload, docs, ROOT)
+    assert on_disk == {r.run_id for r in records}, "a record outside the plan"
+    expected = model_card_section(StudyReport.from_json(payload), docs, ROOT)
     assert _section(ROOT / "MODEL_CARD.md", CARD_SECTIONS[preset]) == expected.strip(), hint

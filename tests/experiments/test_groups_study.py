@@ -5,23 +5,28 @@ from pathlib import Path
 
 import pytest
 
-from experiments.fmnist_study.grid import (
-    StudyConfig,
-    aggregate,
-    claim_checks,
-    claim_verdict,
-    markdown_table,
-    seed_noise,
-    target_checks,
-    target_lines,
-)
+from experiments.fmnist_study.cells import CellTable
+from experiments.fmnist_study.claims import claim_checks
+from experiments.fmnist_study.grid import StudyConfig
+from experiments.fmnist_study.presets import PRESETS, TARGETS
+from experiments.fmnist_study.records import RunRecord
+from experiments.fmnist_study.report import StudyReport, markdown_table, write_report
+from experiments.fmnist_study.targets import Targets, target_checks, target_lines
+from experiments.fmnist_study.verdict import claim_verdict
 
 ROOT = Path(__file__).parents[2]
 
 
 def _record(conv_type, n, seed, err):
-    return dict(conv_type=conv_type, groups=n, seed=seed, test_err=err / 100, params=1000 * n, train_time_s=1.0,
-                train_loss=[1.0, 0.5], hardware="cpu")
+    model = "wrn16_2" if conv_type == "sc" else f"wrn16_2_{conv_type}_n{n}"
+    return RunRecord(arch="wrn16_2", conv_type=conv_type, groups=n, seed=seed, model=model, run_id=f"{model}_s{seed}",
+                     test_acc=1 - err / 100, test_err=err / 100, best_test_acc=1 - err / 100, train_loss=(1.0, 0.5),
+                     test_err_curve=(0.2, err / 100), epochs=2, train_time_s=1.0, params=1000 * n, hardware="cpu",
+                     finished_at="2026-01-01T00:00:00Z")
+
+
+def aggregate(records):
+    return CellTable.from_records(records)
 
 
 def test_plan_covers_grid_with_extra_seeds_at_large_n():
@@ -43,9 +48,12 @@ def test_aggregate_table_and_verdict():
             _record("gc", 16, 0, 14.0), _record("gc", 16, 1, 16.0), _record("gc2l", 16, 0, 9.5),
             _record("gc2l", 16, 1, 9.7), _record("shuffle", 16, 0, 9.0)]
     agg = aggregate(recs)
-    assert agg["gc"]["16"]["err_mean"] == pytest.approx(15.0)
-    assert agg["gc"]["16"]["err_std"] == pytest.approx(2 ** 0.5)
-    assert agg["gc2l"]["4"]["err_std"] == 0.0
+    assert agg.get("gc", 16).err_mean == pytest.approx(15.0)
+    assert agg.get("gc", 16).err_std == pytest.approx(2 ** 0.5)
+    assert agg.get("gc2l", 4).err_std == 0.0
+    # results.json's layout: {conv_type: {str(N): cell}}, conv types in the spec table's order, N ascending
+    assert list(agg.to_json()) == ["sc", "gc", "gc2l", "shuffle"] and list(agg.to_json()["gc"]) == ["4", "16"]
+    assert CellTable.from_json(json.loads(json.dumps(agg.to_json()))) == agg
     table = markdown_table(agg, (4, 16))
     assert "| GC | — | 10.00 (1×" in table and "15.00 ± 1.41 (2×" in table and "| SC | 8.10 ± 0.14" in table
     verdict = " ".join(claim_verdict(agg))
@@ -66,8 +74,8 @@ def _grid(gc, gc2l, shuffle, flgc, sc=(8.0, 8.2), groups=(4, 16)):
 
 def test_verdict_supports_claim_when_numbers_do():
     agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
-    assert seed_noise(agg) == pytest.approx(0.1 * 2 ** 0.5)
-    assert all(c["holds"] for c in claim_checks(agg))
+    assert agg.seed_noise() == pytest.approx(0.1 * 2 ** 0.5)
+    assert all(c.holds for c in claim_checks(agg))
     assert claim_verdict(agg)[0].startswith("Verdict: our numbers support the paper's claim")
     # SC 8.1: at N = 4 GC-2L wins back (9.0 - 8.5) / 0.9 of GC's gap, at N = 16 (14.0 - 8.6) / 5.9
     gaps = next(line for line in claim_verdict(agg) if line.startswith("Error gap to SC"))
@@ -82,7 +90,7 @@ def test_verdict_supports_claim_when_numbers_do():
 def test_verdict_says_when_numbers_contradict_claim():
     # GC does not degrade with N, GC-2L is worse than GC, SC and the baselines everywhere
     agg = _grid(gc=(9.0, 9.0), gc2l=(10.0, 12.0), shuffle=(9.0, 9.0), flgc=(9.0, 9.0))
-    assert not any(c["holds"] for c in claim_checks(agg))
+    assert not any(c.holds for c in claim_checks(agg))
     assert claim_verdict(agg)[0].startswith("Verdict: our numbers do not support the paper's claim")
     expected = "lower by more than 0.28 points at N = none, higher by more than that at N = [4, 16]"
     assert expected in " ".join(claim_verdict(agg))
@@ -96,7 +104,7 @@ def test_verdict_partial_names_the_failing_part():
     assert "does not hold: GC-2L beats Shuffle and FLGC at large N" in first
     # a rise of GC's error within the seed noise does not count as a climb
     flat = _grid(gc=(9.0, 9.1), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
-    assert not claim_checks(flat)[0]["holds"]
+    assert not claim_checks(flat)[0].holds
 
 
 @pytest.mark.slow
@@ -155,56 +163,54 @@ def test_study_script_runs_resumes_and_reports(tmp_path):
 def test_last_claim_compares_gc2l_with_the_baselines_the_study_trains():
     # the decisive study trains Shuffle but not FLGC: its last claim is about Shuffle alone
     agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 8.0))
-    del agg["flgc"]
+    agg = CellTable(tuple(c for c in agg if c.conv_type != "flgc"))
     assert StudyConfig(conv_types=("gc", "gc2l", "shuffle")).baselines == ("shuffle",)
     last = claim_checks(agg, ("shuffle",))[-1]
-    assert last["claim"] == "GC-2L beats Shuffle at large N" and last["holds"]
-    assert "lower by more than 0.28 points vs Shuffle N=16" in last["detail"]
-    assert claim_checks(agg)[-1]["holds"] is None  # by default FLGC is expected, and it is missing
+    assert last.claim == "GC-2L beats Shuffle at large N" and last.holds
+    assert "lower by more than 0.28 points vs Shuffle N=16" in last.detail
+    assert claim_checks(agg)[-1].holds is None  # by default FLGC is expected, and it is missing
 
 
 def test_targets_are_measured_against_the_seed_spread():
     agg = _grid(gc=(9.0, 14.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0), sc=(5.8, 6.0))
-    sc, lead = target_checks(agg, sc_top1=94.0, groups=16)
-    assert sc["met"] and "SC top-1 94.10 % (mean of 2 seeds), +0.10 points" in sc["detail"]
-    assert lead["met"] and "error is 5.40 points below GC's" in lead["detail"] and "2σ = 0.28" in lead["detail"]
-    assert not target_checks(agg, sc_top1=94.2)[0]["met"]
+    sc, lead = target_checks(agg, Targets(sc_top1=94.0, groups=16))
+    assert sc.met and "SC top-1 94.10 % (mean of 2 seeds), +0.10 points" in sc.detail
+    assert lead.met and "error is 5.40 points below GC's" in lead.detail and "2σ = 0.28" in lead.detail
+    assert not target_checks(agg, Targets(sc_top1=94.2))[0].met
     close = _grid(gc=(9.0, 8.8), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0))
-    assert target_checks(close)[1]["met"] is False  # ahead by 0.2, inside 2σ = 0.28
+    assert target_checks(close)[1].met is False  # ahead by 0.2, inside 2σ = 0.28
     behind = target_checks(_grid(gc=(9.0, 8.0), gc2l=(8.5, 8.6), shuffle=(9.0, 10.0), flgc=(9.0, 11.0)))[1]
-    assert behind["met"] is False and "error is 0.60 points above GC's" in behind["detail"]
+    assert behind.met is False and "error is 0.60 points above GC's" in behind.detail
     # SC's two seeds give a spread, but one run each of GC and GC-2L does not make a mean to test
     single = aggregate([_record("sc", 1, 0, 6.0), _record("sc", 1, 1, 6.2), _record("gc", 16, 0, 9.0),
                         _record("gc2l", 16, 0, 8.0)])
     lead = target_checks(single)[1]
-    assert lead["met"] is None and ("need two seeds each (now 1 and 1); their difference so far is +1.00 points "
-                                    "(GC over 1 seed, GC-2L over 1 seed)") in lead["detail"]
-    one_single = aggregate([_record("sc", 1, 0, 6.0), _record("sc", 1, 1, 6.2), _record("gc", 16, 0, 9.0),
-                            _record("gc2l", 16, 0, 8.0), _record("gc2l", 16, 1, 8.2), _record("gc", 16, 1, 9.4)])
-    assert "Provisional" not in claim_verdict(one_single)[0]
-    one_single["gc"]["16"] = aggregate([_record("gc", 16, 0, 9.0)])["gc"]["16"]
+    assert lead.met is None and ("need two seeds each (now 1 and 1); their difference so far is +1.00 points "
+                                 "(GC over 1 seed, GC-2L over 1 seed)") in lead.detail
+    both = [_record("sc", 1, 0, 6.0), _record("sc", 1, 1, 6.2), _record("gc", 16, 0, 9.0), _record("gc2l", 16, 0, 8.0),
+            _record("gc2l", 16, 1, 8.2)]
+    assert "Provisional" not in claim_verdict(aggregate([*both, _record("gc", 16, 1, 9.4)]))[0]
+    one_single = aggregate(both)
     assert "Provisional: 1 of 3 cells has one seed, so its differences" in claim_verdict(one_single)[0]
     one_seed = aggregate([_record("gc", 16, 0, 9.0), _record("gc2l", 16, 0, 8.0)])
-    assert [c["met"] for c in target_checks(one_seed)] == [None, None]
+    assert [c.met for c in target_checks(one_seed)] == [None, None]
     assert target_lines(target_checks(one_seed))[1].endswith("not measured yet (no cell has two seeds yet: the seed "
                                                              "spread is unknown).")
 
 
 def test_full_report_states_its_targets_and_compares_with_shuffle_only(tmp_path):
-    mod = importlib.import_module("experiments.fmnist_study.__main__")
-    from experiments.fmnist_study.grid import PRESETS, TARGETS
-
     runs = tmp_path / "runs"
     runs.mkdir()
     for conv, n, seed, err in [("sc", 1, 0, 6.5), ("gc", 16, 0, 9.0), ("gc", 16, 1, 9.4), ("gc2l", 16, 0, 7.5),
                                ("gc2l", 16, 1, 7.7), ("shuffle", 16, 0, 7.9)]:
-        model = "wrn16_2" if conv == "sc" else f"wrn16_2_{conv}_n{n}"
-        rec = {**_record(conv, n, seed, err), "model": model, "run_id": f"{model}_s{seed}"}
-        (runs / f"{model}_s{seed}.json").write_text(json.dumps(rec))
-    payload = mod.report(tmp_path, PRESETS["full"], TARGETS["full"])
-    assert payload["finished_runs"] == 6 and payload["planned_runs"] == 21
-    assert [t["met"] for t in payload["targets"]] == [False, True]
+        rec = _record(conv, n, seed, err)
+        (runs / f"{rec.run_id}.json").write_text(json.dumps(rec.to_json()))
+    report = write_report(tmp_path, PRESETS["full"], TARGETS["full"])
+    assert report.finished_runs == 6 and report.planned_runs == 21
+    assert [t.met for t in report.targets] == [False, True]
     md = (tmp_path / "results.md").read_text()
     assert "## Targets" in md and "- SC top-1 ≥ 94.0 %: missed (SC top-1 93.50 % (mean of 1 seed)" in md
     assert "GC-2L beats Shuffle at large N: holds" in md and "FLGC" not in md
-    assert mod.report(tmp_path, PRESETS["full"])["targets"] == []  # no targets given: none reported
+    # results.json reads back as the report it was written from
+    assert StudyReport.from_json(json.loads((tmp_path / "results.json").read_text())) == report
+    assert write_report(tmp_path, PRESETS["full"]).targets == []  # no targets given: none reported
