@@ -16,6 +16,7 @@ BatchNorm sees) up to the rounding of that sum.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -46,6 +47,8 @@ class GradientAverager:
     Attributes:
         enabled: ``False`` inside :meth:`no_sync` (gradient accumulation's earlier micro-batches).
         calls, sent_bytes: all-reduces launched and the bytes this rank sent (ring: ``2 (D−1)/D`` of each bucket).
+        wait_s: seconds the end of backward spent waiting for all-reduces (the communication not hidden behind
+            backward's compute).
     """
 
     def __init__(self, named_params: Sequence[tuple[str, torch.nn.Parameter]], group: dist.ProcessGroup | None, *,
@@ -68,6 +71,7 @@ class GradientAverager:
         self._where = {id(p): (b, i) for b in self.buckets for i, p in enumerate(b.params)}
         self._queued = False
         self.calls = self.sent_bytes = 0
+        self.wait_s = 0.0
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad) for _, p in trainable]
 
     @contextlib.contextmanager
@@ -112,11 +116,14 @@ class GradientAverager:
         for bucket in self.buckets:
             if bucket.work is None:
                 self._launch(bucket)  # not overlapped, or a bucket with a parameter that got no gradient
+        t0 = time.perf_counter()
         for bucket in self.buckets:
             try:
                 bucket.work.wait()
             except Exception as e:
                 raise self._error(bucket, e) from e
+        self.wait_s += time.perf_counter() - t0
+        for bucket in self.buckets:
             assert bucket.buffer is not None
             bucket.buffer.div_(self.world)
             offset = 0
