@@ -11,14 +11,15 @@ def fmnist_canvases(n_images: int, items: int = 3, seed: int = 0, canvas: int = 
                     ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """``n_images`` RGB canvases (3, canvas, canvas) in [0, 1] with ``items`` non-overlapping Fashion-MNIST items
     each, and their targets: ``boxes`` (x1, y1, x2, y2: the tight box of the item's non-zero pixels, in canvas
-    pixels) and ``labels`` (Fashion-MNIST class + 1; 0 is the detectors' background)."""
+    pixels), ``labels`` (Fashion-MNIST class + 1; 0 is the detectors' background) and ``masks`` (each item's
+    non-zero pixels, (items, canvas, canvas) uint8, for Mask R-CNN)."""
     ds = load_dataset("fmnist", train=False)
     g = torch.Generator().manual_seed(seed)
     picks = torch.randperm(len(ds.targets), generator=g)[:n_images * items]
     images, targets = [], []
     for i in range(n_images):
         img = torch.zeros(canvas, canvas)
-        boxes, labels, taken = [], [], []
+        boxes, labels, masks, taken = [], [], [], []
         for j in picks[i * items:(i + 1) * items].tolist():
             item = ds.images[j, 0].float() / 255
             for _ in range(1000):  # a free place (items never overlap, so every box holds exactly its item)
@@ -32,6 +33,10 @@ def fmnist_canvases(n_images: int, items: int = 3, seed: int = 0, canvas: int = 
             rows, cols = (item > 0).any(1).nonzero()[:, 0], (item > 0).any(0).nonzero()[:, 0]
             boxes.append([x + cols[0], y + rows[0], x + cols[-1] + 1, y + rows[-1] + 1])
             labels.append(int(ds.targets[j]) + 1)
+            mask = torch.zeros(canvas, canvas, dtype=torch.uint8)
+            mask[y:y + 28, x:x + 28] = (item > 0).to(torch.uint8)
+            masks.append(mask)
         images.append(img.expand(3, -1, -1).clone())
-        targets.append(dict(boxes=torch.tensor(boxes, dtype=torch.float32), labels=torch.tensor(labels)))
+        targets.append(dict(boxes=torch.tensor(boxes, dtype=torch.float32), labels=torch.tensor(labels),
+                            masks=torch.stack(masks)))
     return images, targets

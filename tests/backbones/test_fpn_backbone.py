@@ -4,7 +4,7 @@ A CNN converted by ``create_grouped`` (torchvision's and timm's ResNet-18) is a 
 import pytest
 import torch
 from detection_set import CANVAS, fmnist_canvases
-from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 
 from tglc_zoo.backbones import FPNBackbone, fpn_backbone
 from tglc_zoo.convert import create_grouped
@@ -21,6 +21,7 @@ def test_the_detection_set_holds_real_items_in_their_boxes(batch):
     for img, t in zip(images, targets):
         assert img.shape == (3, CANVAS, CANVAS) and torch.equal(img[0], img[1])
         assert t["boxes"].shape == (3, 4) and bool(((t["labels"] >= 1) & (t["labels"] <= 10)).all())
+        assert t["masks"].shape == (3, CANVAS, CANVAS) and torch.equal(t["masks"].amax(0).bool(), img[0] > 0)
         inside = torch.zeros(CANVAS, CANVAS, dtype=torch.bool)
         for x1, y1, x2, y2 in t["boxes"].int().tolist():
             assert 0 <= x1 < x2 <= CANVAS and 0 <= y1 < y2 <= CANVAS
@@ -60,16 +61,16 @@ SMALL = {FasterRCNN: dict(rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=
          RetinaNet: dict(topk_candidates=100, score_thresh=0.0, detections_per_img=20)}
 
 
-@pytest.mark.parametrize("detector_cls,extra", [(FasterRCNN, "pool"), (RetinaNet, "p6p7")])
-def test_detector_trains_on_a_fixed_batch_and_returns_boxes(batch, detector_cls, extra):
+@pytest.mark.parametrize("detector_cls,extra,steps,lr", [(FasterRCNN, "pool", 6, 0.01), (RetinaNet, "p6p7", 8, 0.05)])
+def test_detector_trains_on_a_fixed_batch_and_returns_boxes(batch, detector_cls, extra, steps, lr):
     torch.manual_seed(0)
-    backbone = fpn_backbone("mobilenetv2_gc2l_n4", extra_blocks=extra)
-    assert isinstance(backbone, FPNBackbone) and backbone.out_channels == 256
+    backbone = fpn_backbone("mobilenetv2_gc2l_n4", extra_blocks=extra, out_channels=64)  # small heads: 2 cores
+    assert isinstance(backbone, FPNBackbone) and backbone.out_channels == 64
     assert sum(isinstance(m, TwoLevelGroupConv2d) for m in backbone.modules()) > 0
     assert [lv["reduction"] for lv in backbone.body.levels] == ([4, 8, 16, 32] if extra == "pool" else [8, 16, 32])
     detector = detector_cls(backbone, num_classes=11, min_size=CANVAS, max_size=CANVAS, **SMALL[detector_cls])
     images, targets = batch
-    losses = _train(detector, images, targets, steps=6, lr=0.01)
+    losses = _train(detector, images, targets, steps, lr)
     assert losses[-1] < 0.85 * losses[0], losses
     detector.eval()
     with torch.no_grad():
@@ -79,13 +80,20 @@ def test_detector_trains_on_a_fixed_batch_and_returns_boxes(batch, detector_cls,
     _check_detections(out, len(images))
 
 
-def test_fcos_takes_the_p6p7_backbone(batch):
-    detector = FCOS(fpn_backbone("mobilenetv2_gc2l_n2", extra_blocks="p6p7"), num_classes=11, min_size=CANVAS,
-                    max_size=CANVAS)
+def test_fcos_and_mask_rcnn_take_the_backbone(batch):
     images, targets = batch
-    losses = detector(images, targets)
-    assert {"classification", "bbox_regression", "bbox_ctrness"} <= set(losses)
+    fcos = FCOS(fpn_backbone("mobilenetv2_gc2l_n2", extra_blocks="p6p7"), num_classes=11, min_size=CANVAS,
+                max_size=CANVAS)
+    losses = fcos(images, targets)
+    assert set(losses) == {"classification", "bbox_regression", "bbox_ctrness"}
     sum(losses.values()).backward()
+    mask_rcnn = MaskRCNN(fpn_backbone("mobilenetv2_gc2l_n2"), num_classes=11, min_size=CANVAS, max_size=CANVAS,
+                         **SMALL[FasterRCNN])
+    losses = mask_rcnn(images, targets)
+    assert "loss_mask" in losses and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    out = mask_rcnn.eval()(images)
+    assert out[0]["masks"].shape[1:] == (1, CANVAS, CANVAS)
 
 
 @pytest.mark.parametrize("base", ["torchvision:resnet18", "resnet18"])
