@@ -25,8 +25,9 @@ from .profiling.impl_table import best_impls, merge_into_table
 from .profiling.layer_bench import CANDIDATES, LAYOUTS, MODES, Setting, bench_point, rederive_auto
 from .profiling.machine import describe, load_average
 from .profiling.model_bench import MODEL_CONV_TYPES, add_model_ratios, bench_model
-from .profiling.report import LAYER_COLUMNS, MODEL_COLUMNS, format_table, plot, write_csv, write_json
+from .profiling.report import LAYER_COLUMNS, MODEL_COLUMNS, plot, result_document
 from .profiling.shapes import GRIDS, grid_shapes
+from .tables import text_table, write_csv, write_json
 
 QUICK_SHAPES = {"160->160 3x3 @32x32", "320->640 3x3/s2 @16x16", "640->640 3x3 @8x8", "160->320 1x1/s2 @32x32"}
 
@@ -174,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
              "models": {d: goals_mod.model_goals(model_rows, dtype=d) for d in args.dtypes}}
 
     if layer_rows:
-        print(format_table(sorted(layer_rows, key=lambda r: (r["dtype"], r["grid"], r["shape"], r["groups"],
+        print(text_table(sorted(layer_rows, key=lambda r: (r["dtype"], r["grid"], r["shape"], r["groups"],
                                                              r["layout"], r["mode"], r["conv"])), LAYER_COLUMNS))
     if model_rows:
-        print(format_table(model_rows, MODEL_COLUMNS))
+        print(text_table(model_rows, MODEL_COLUMNS))
     print("goals:", json.dumps(goals, indent=1, default=str))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / args.name
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(stem.with_suffix(".csv"), layer_rows)
     if model_rows:
         write_csv(stem.parent / f"{stem.name}_models.csv", model_rows)
-    write_json(stem.with_suffix(".json"), machine, config, layer_rows, model_rows, goals)
+    write_json(stem.with_suffix(".json"), result_document(machine, config, layer_rows, model_rows, goals))
     plot(stem.with_suffix(".png"), [r for r in layer_rows if r["dtype"] == args.dtypes[0]],
          [r for r in model_rows if r["dtype"] == args.dtypes[0]],
          f"{machine.get('gpu_name') or machine['cpu_model']} · torch {machine['torch_version']} · "

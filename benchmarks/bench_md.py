@@ -13,7 +13,8 @@ from .profiling import goals
 from .profiling.impl_table import best_impls, merge_into_table
 from .profiling.layer_bench import rederive_auto
 from .profiling.markdown import impl_summary, layer_table, model_table
-from .profiling.report import plot, write_csv
+from .profiling.report import plot
+from .tables import write_csv, write_json
 
 
 def main() -> int:
@@ -39,7 +40,7 @@ def main() -> int:
                          "models": (data.get("goals") or {}).get("models", {})}
         data["config"]["auto_rows"] = "re-derived from the committed impl table by python -m benchmarks.bench_md"
         if args.rewrite:
-            args.result.write_text(json.dumps(data, indent=1, default=str) + "\n")
+            write_json(args.result, data)
             if rows:
                 write_csv(args.result.with_suffix(".csv"), rows)
             m = data["machine"]

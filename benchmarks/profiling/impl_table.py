@@ -8,6 +8,8 @@ from typing import Any
 
 from tglc_zoo.layers.gc2l_impl import KERNEL_IMPLS, TABLE_PATH
 
+from ..tables import write_json
+
 KEY_FIELDS = ("device", "channels_last", "training", "in_channels", "out_channels", "kernel_size", "stride",
               "groups", "hw")
 
@@ -44,8 +46,8 @@ def merge_into_table(new_rows: Sequence[dict[str, Any]], source: str, path: Path
         rows[tuple(r[k] for k in KEY_FIELDS)] = r
     sources = [s for s in data.get("sources", []) if s != source] + [source]
     ordered = sorted(rows.values(), key=lambda r: tuple(str(r[k]) for k in KEY_FIELDS))
-    path.write_text(json.dumps({
+    write_json(path, {
         "about": "Fastest GC-2L implementation per measured shape (python -m benchmarks.bench --write-impl-table). "
                  "Read by tglc_zoo.layers.gc2l_impl for impl='auto'; hw = output pixels per image.",
-        "sources": sources, "rows": ordered}, indent=1) + "\n")
+        "sources": sources, "rows": ordered})
     return len(ordered)

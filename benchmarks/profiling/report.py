@@ -1,11 +1,12 @@
-"""Printing and saving benchmark results: a text table, CSV + JSON (with the machine), a PNG plot."""
+"""The layout of a benchmark result (the columns printed for layer and model rows, the JSON document) and its
+PNG plot; the files are written with ``benchmarks.tables``."""
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .goals import LAYER_SLACK_EACH, MODEL_FRACTION
 
 LAYER_COLUMNS = ("grid", "shape", "groups", "layout", "mode", "dtype", "conv", "time_ms", "t/gc", "flops/gc",
                  "t/sc", "flops/sc", "auto_impl", "load_average")
@@ -13,37 +14,11 @@ MODEL_COLUMNS = ("arch", "conv", "groups", "task", "dtype", "batch", "time_ms", 
                  "flops_sc/flops", "load_average")
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
-
-
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def write_json(path: Path, machine: dict[str, Any], config: dict[str, Any], layer_rows: Sequence[dict[str, Any]],
-               model_rows: Sequence[dict[str, Any]], goals: dict[str, Any] | None) -> None:
-    path.write_text(json.dumps({"machine": machine, "config": config, "goals": goals, "layers": list(layer_rows),
-                                "models": list(model_rows)}, indent=1, default=str) + "\n")
+def result_document(machine: dict[str, Any], config: dict[str, Any], layer_rows: Sequence[dict[str, Any]],
+                    model_rows: Sequence[dict[str, Any]], goals: dict[str, Any] | None) -> dict[str, Any]:
+    """What a benchmark's JSON file holds: the machine, the command's config, the goals and every row."""
+    return {"machine": machine, "config": config, "goals": goals, "layers": list(layer_rows),
+            "models": list(model_rows)}
 
 
 def plot(path: Path, layer_rows: Sequence[dict[str, Any]], model_rows: Sequence[dict[str, Any]], title: str) -> None:
@@ -78,7 +53,8 @@ def _plot_layers(ax: Any, layer_rows: Sequence[dict[str, Any]]) -> None:
     if ratios:
         lo, hi = min(ratios), max(ratios)
         ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="time = FLOPs")
-        ax.plot([lo, hi], [1.25 * lo, 1.25 * hi], "k--", lw=0.8, label="goal: 1.25 × FLOPs")
+        ax.plot([lo, hi], [LAYER_SLACK_EACH * lo, LAYER_SLACK_EACH * hi], "k--", lw=0.8,
+                label=f"goal: {LAYER_SLACK_EACH:g} × FLOPs")
     ax.set_xlabel("FLOPs(GC-2L) / FLOPs(GC)")
     ax.set_ylabel("t(GC-2L) / t(GC)")
     ax.set_xscale("log")
@@ -96,7 +72,8 @@ def _plot_models(ax: Any, model_rows: Sequence[dict[str, Any]]) -> None:
     if train:
         hi = max(r["flops_sc/flops"] for r in train)
         ax.plot([1, hi], [1, hi], "k-", lw=0.8, label="speed-up = FLOP reduction")
-        ax.plot([1, hi], [0.6, 0.6 * hi], "k--", lw=0.8, label="goal: 0.6 × FLOP reduction")
+        ax.plot([1, hi], [MODEL_FRACTION, MODEL_FRACTION * hi], "k--", lw=0.8,
+                label=f"goal: {MODEL_FRACTION:g} × FLOP reduction")
         ax.legend(fontsize=7)
     ax.set_xlabel("FLOPs(SC) / FLOPs(model)")
     ax.set_ylabel("train throughput / SC's")
