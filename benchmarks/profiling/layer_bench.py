@@ -11,21 +11,13 @@ from torch import nn
 
 from tglc_zoo.layers import create_conv, deploy
 from tglc_zoo.layers.flops import layer_flops
-from tglc_zoo.layers.gc2l_impl import KERNEL_IMPLS, ShapeKey, choose_impl, load_table
+from tglc_zoo.layers.gc2l_impl import ShapeKey, choose_impl, load_table
 
+from .candidates import CANDIDATES, benchmark_groups
 from .machine import load_average
 from .shapes import ConvShape
 from .timing import time_interleaved
 
-# candidate name -> (conv_type, create_conv kwargs, deployed form?)
-CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
-    "sc": ("sc", {}, False),
-    "gc": ("gc", {}, False),
-    **{f"gc2l:{impl}": ("gc2l", {"impl": impl}, False) for impl in KERNEL_IMPLS},
-    "shuffle": ("shuffle", {}, False),
-    "flgc": ("flgc", {}, False),
-    "flgc:deployed": ("flgc", {}, True),
-}
 MODES = ("fwd", "fwdbwd")
 LAYOUTS = ("channels_last", "contiguous")
 
@@ -43,7 +35,7 @@ class Setting:
 def build(candidate: str, shape: ConvShape, groups: int) -> nn.Module:
     conv_type, kwargs, deployed = CANDIDATES[candidate]
     layer = create_conv(conv_type, shape.in_channels, shape.out_channels, shape.kernel_size, shape.stride,
-                        groups=1 if conv_type == "sc" else groups, **kwargs)
+                        groups=benchmark_groups(conv_type, groups), **kwargs)
     return deploy(layer) if deployed else layer
 
 

@@ -13,6 +13,7 @@ from tglc_zoo.layers import CONV_TYPES, deploy
 from tglc_zoo.layers.flops import model_flops
 from tglc_zoo.registry import create_model
 
+from .candidates import benchmark_groups, has_deployed_form
 from .machine import load_average
 from .timing import CLOCKS
 
@@ -20,7 +21,7 @@ MODEL_CONV_TYPES = CONV_TYPES
 
 
 def build_model(arch: str, conv_type: str, groups: int) -> torch.nn.Module:
-    if conv_type == "sc":
+    if benchmark_groups(conv_type, groups) == 1:
         return create_model(arch)
     return create_model(arch, conv_type=conv_type, groups=groups)
 
@@ -59,7 +60,7 @@ def bench_model(arch: str, conv_type: str, groups: int, device: torch.device, dt
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(arch, conv_type, groups).to(device).to(memory_format=fmt)
     flops = model_flops(model, (1, *input_size))
-    base = {"arch": arch, "conv": conv_type, "groups": 1 if conv_type == "sc" else groups, "device": device.type,
+    base = {"arch": arch, "conv": conv_type, "groups": benchmark_groups(conv_type, groups), "device": device.type,
             "dtype": dtype, "layout": "channels_last" if channels_last else "contiguous",
             "flops_per_image": flops, "params": sum(p.numel() for p in model.parameters()),
             "clock": clock if device.type != "cuda" else "wall", "threads": torch.get_num_threads()}
@@ -81,7 +82,7 @@ def bench_model(arch: str, conv_type: str, groups: int, device: torch.device, dt
     yield dict(base, task="train", batch=train_batch, time_ms=best * 1e3, time_median_ms=median * 1e3,
                img_per_s=train_batch / best, load_average=load[0] if load else None)
 
-    forms = [("", model)] + ([(":deployed", deploy(model))] if conv_type == "flgc" else [])
+    forms = [("", model)] + ([(":deployed", deploy(model))] if has_deployed_form(conv_type) else [])
     x1 = torch.randn(1, *input_size, device=device).contiguous(memory_format=fmt)
     for suffix, m in forms:
         m.eval()

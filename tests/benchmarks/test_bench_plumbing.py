@@ -1,4 +1,6 @@
 """The benchmark's bookkeeping (no timing here: benchmarks are not tests)."""
+import dataclasses
+import importlib
 import json
 
 import torch
@@ -25,6 +27,32 @@ def test_every_candidate_builds_and_steps():
         layer = build(name, shape, 4).to(memory_format=torch.channels_last)
         for mode in ("fwd", "fwdbwd"):
             assert make_step(layer, x, mode, setting)().shape == (1, shape.out_channels, 8, 8)
+
+
+def test_candidates_are_the_conv_type_specs(monkeypatch):
+    from benchmarks.profiling import candidates
+    from tglc_zoo.layers import CONV_SPECS, GroupConv2d, create_conv
+    from tglc_zoo.layers.gc2l_impl import KERNEL_IMPLS
+
+    factory = importlib.import_module("tglc_zoo.layers.create_conv")  # the module (the package exports the function)
+
+    shape = grid_shapes("wrn28_10")[2]
+    assert {conv for conv, _, _ in CANDIDATES.values()} == set(CONV_SPECS)
+    assert [c for c in CANDIDATES if c.startswith("gc2l:")] == [f"gc2l:{impl}" for impl in KERNEL_IMPLS]
+    for name, (conv, _, deployed) in CANDIDATES.items():
+        assert (type(build(name, shape, 4)) is CONV_SPECS[conv].layer) != deployed, name
+    assert [c for c, (_, _, deployed) in CANDIDATES.items() if deployed] == ["flgc:deployed"]
+    # a conv type added to the specs is a candidate, with nothing in the benchmarks changed
+
+    class WideGroupConv2d(GroupConv2d):
+        pass
+
+    monkeypatch.setitem(CONV_SPECS, "wgc", dataclasses.replace(CONV_SPECS["gc"], name="wgc", layer=WideGroupConv2d))
+    monkeypatch.setattr(factory, "CONV_TYPES", tuple(CONV_SPECS))
+    candidates.has_deployed_form.cache_clear()
+    assert candidates._candidates()["wgc"] == ("wgc", {}, False)
+    assert type(create_conv("wgc", 8, 8, 3, groups=2)) is WideGroupConv2d
+    candidates.has_deployed_form.cache_clear()
 
 
 def _row(conv, t, flops, **kw):
