@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                                               args.before_repo)
             if not args.no_table2:
                 runs += trainer_memory.table2(args.memory_batch, 2, args.work)
-            trainer_memory.save(runs, baseline, out / "trainer_memory.json")
+            trainer_memory.save(runs, baseline, out / "trainer_memory.json", args.before_repo)
         if args.grad_sync:
             steps = 5
             results = launch(measure_variants, 4, (args.grad_sync_model, 2, args.batch, steps),

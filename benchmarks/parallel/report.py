@@ -110,10 +110,10 @@ def memory_section(mem: dict[str, Any], act: dict[str, Any]) -> str:
             "`tglc-train --parallel group` under `torchrun`, against the same GC-2L-N model trained by one process "
             "(`python -m benchmarks.parallel --memory`, `benchmarks/parallel/trainer_memory.py`): real Fashion-MNIST "
             "images (28×28), SGD with momentum, float32, one short epoch with its checkpoint. Peak RSS is each "
-            "process's `ru_maxrss`, the largest over the ranks. \"before\" is the trainer of the session before "
-            "this one (commit 5b6b894): it built the whole model on every rank and gathered the whole model and "
-            "optimizer state onto every rank at each checkpoint. The cost model's column is weights, gradients, "
-            "momentum and activations at this batch (`cost_model.project`).", "", table, "", " ".join(sentences)]
+            "process's `ru_maxrss`, the largest over the ranks. \"before\" is the same command with the trainer of "
+            f"commit {mem.get('before_commit') or '(none measured)'} (`--before-repo`). The cost model's column is "
+            "weights, gradients, momentum and activations at this batch (`cost_model.project`).", "", table, "",
+            " ".join(sentences)]
     t2 = [r for r in runs if r["label"].startswith("table2")]
     if t2:
         text += ["", table2_section(t2, mem, base)]
@@ -161,19 +161,21 @@ def grad_sync_section(gs: dict[str, Any]) -> str:
     names = [k for k in r0 if isinstance(r0[k], dict)]
     rows = [[name, f"{r0[name]['step_s']:.3f}", f"{r0[name]['wait_s_per_step'] * 1e3:.1f}",
              f"{r0[name]['allreduces_per_step']:.0f}"] for name in names]
-    fastest = min(names, key=lambda k: r0[k]["step_s"])
-    least_wait = min(names, key=lambda k: r0[k]["wait_s_per_step"])
+    waits = {k: r0[k]["wait_s_per_step"] * 1e3 for k in names}
+    steps = [r0[k]["step_s"] for k in names]
+    spread = (max(steps) - min(steps)) / min(steps)
+    first, *rest = names
+    changes = "; ".join(f"\"{k}\" {waits[k]:.1f} ms" for k in rest)
     return "\n".join([
         "## The gradient all-reduce across replicas (measured)", "",
         f"`{gs['model']}` GC-2L at N = {r0['groups']} on {r0['world']} processes (D = {r0['world'] // r0['groups']} "
         f"replicas), batch {gs['batch']} per replica, {r0['params_per_rank']:,} parameters per rank; median of "
         f"{gs['steps']} steps (`python -m benchmarks.parallel --grad-sync`, load average {gs['load_avg'][0]:.1f} "
-        "when it started). \"wait\" is the time the end of backward waited for the all-reduces.", "",
+        "when it started). \"wait\" is the time the end of backward waited for the all-reduces. The trainer uses "
+        "the last row.", "",
         _table(["all-reduce", "s / step", "wait ms / step", "all-reduces / step"], rows), "",
-        f"Here the fastest step is \"{fastest}\" and the shortest wait \"{least_wait}\". On this shared 2-core CPU the "
-        "processes compete for the cores that would run the communication beside the compute, so the "
-        "trainer's choice (bucketed, overlapped — DistributedDataParallel's) rests on devices with their own "
-        "communication engines, and these numbers only show what it costs here."])
+        f"The wait per step was {waits[first]:.1f} ms \"{first}\"; {changes}. The step times of the three differ "
+        f"by {spread * 100:.1f} % on this shared 2-core CPU, where the processes compete for the same cores."])
 
 
 def predicted_activations(r: dict[str, Any], act: dict[str, Any]) -> float:

@@ -149,12 +149,21 @@ def table2(batch: int, steps: int, work: Path) -> list[Run]:
     return [first, resumed]
 
 
-def save(runs: list[Run], baseline_mib: float, path: Path) -> None:
+def commit_of(repo: Path | None) -> str | None:
+    """The short commit a checkout is at (the "before" trainer's identity in the report)."""
+    if repo is None:
+        return None
+    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
+def save(runs: list[Run], baseline_mib: float, path: Path, before_repo: Path | None = None) -> None:
     from tglc_zoo.util.atomic import atomic_write_json
     from tglc_zoo.util.hardware import hardware_description
 
     atomic_write_json(path, {"import_baseline_mib": baseline_mib, "hardware": hardware_description(torch.device("cpu")),
-                             "load_avg": os.getloadavg(), "runs": [asdict(r) for r in runs]})
+                             "load_avg": os.getloadavg(), "before_commit": commit_of(before_repo),
+                             "runs": [asdict(r) for r in runs]})
 
 
 def load(path: Path) -> dict[str, Any]:
