@@ -60,6 +60,13 @@ def test_two_launchers_as_two_nodes_match_the_single_process_losses(tmp_path: Pa
     assert max(float((mesh[k] - single[k]).abs().max()) for k in params) < 1e-5
     log = (tmp_path / "node0.log").read_text() + (tmp_path / "node1.log").read_text()
     assert "gradient all-reduce of group rank 1: ranks [1, 3]" in log
+    # the sharded checkpoint converts offline to the folder from_pretrained reads
+    import tglc_zoo
+    from tglc_zoo.training.publish import publish_run
+
+    folder = publish_run(tmp_path / "mesh", tmp_path / "published")
+    loaded = tglc_zoo.from_pretrained(folder).state_dict()
+    assert _same(loaded, mesh) == []
 
 
 def test_a_killed_rank_restarts_and_ends_with_the_same_weights(fmnist_dir: Path, tmp_path: Path) -> None:
@@ -85,6 +92,7 @@ def test_a_killed_rank_restarts_and_ends_with_the_same_weights(fmnist_dir: Path,
     assert ("took over the lock of a trainer that stopped without releasing it" in log) == (rank == 0), why
     assert metrics(out)[-1]["epoch"] == 3
     assert _same(final_weights(out), final_weights(tmp_path / "straight")) == [], why
+    print(f"{why}: restarted, resumed, bit-identical final weights")
 
 
 def test_a_stalled_rank_makes_the_others_fail_within_the_timeout(tmp_path: Path) -> None:
@@ -104,6 +112,7 @@ def test_a_stalled_rank_makes_the_others_fail_within_the_timeout(tmp_path: Path)
         proc.wait(timeout=120)
     log = (tmp_path / "run.log").read_text()
     assert elapsed < timeout + 10, f"rank {1 - stalled} failed {elapsed:.1f} s after rank {stalled} stalled"
+    print(f"rank {stalled} stalled (SIGSTOP); rank {1 - stalled} failed {elapsed:.1f} s later (--dist-timeout {timeout})")
     assert "tglc-train: error:" in log and "stalled past the process group's timeout" in log, log[-3000:]
     named = ("group-parallel all-gather at", "group-parallel reduce-scatter at", "broadcast of the input batch",
              "the all-reduce after each optimizer step", "the checkpoint at global step",
