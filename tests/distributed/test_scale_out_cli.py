@@ -112,7 +112,8 @@ def test_a_stalled_rank_makes_the_others_fail_within_the_timeout(tmp_path: Path)
         proc.wait(timeout=120)
     log = (tmp_path / "run.log").read_text()
     assert elapsed < timeout + 10, f"rank {1 - stalled} failed {elapsed:.1f} s after rank {stalled} stalled"
-    print(f"rank {stalled} stalled (SIGSTOP); rank {1 - stalled} failed {elapsed:.1f} s later (--dist-timeout {timeout})")
+    print(f"rank {stalled} stalled (SIGSTOP); rank {1 - stalled} failed {elapsed:.1f} s later "
+          f"(--dist-timeout {timeout})")
     assert "tglc-train: error:" in log and "stalled past the process group's timeout" in log, log[-3000:]
     named = ("group-parallel all-gather at", "group-parallel reduce-scatter at", "broadcast of the input batch",
              "the all-reduce after each optimizer step", "the checkpoint at global step",
