@@ -19,20 +19,17 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from tglc_zoo.distributed.launch import launch
 from tglc_zoo.util.atomic import atomic_write
 
+from ..tables import write_csv, write_json
 from . import trainer_memory
 from .cost_model import Device, device_dict
 from .grad_sync_bench import measure_variants
@@ -77,32 +74,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write(path, buf.getvalue())
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=1, default=str) + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     if not args.report_only:
         if not args.skip_measure:
             measured = measure(args)
-            _write_json(out / "measured.json", dict(machine=platform.platform(), torch=torch.__version__,
+            write_json(out / "measured.json", dict(machine=platform.platform(), torch=torch.__version__,
                                                     rows=measured))
-            _write_csv(out / "measured.csv", measured)
+            write_csv(out / "measured.csv", measured)
         act = activation_per_image()
         device, proj = projection(args, act)
-        _write_json(out / "projection.json", dict(device=device_dict(device), activation_bytes_per_image=act,
+        write_json(out / "projection.json", dict(device=device_dict(device), activation_bytes_per_image=act,
                                                   batch=args.project_batch, rows=proj))
-        _write_csv(out / "projection.csv", proj)
+        write_csv(out / "projection.csv", proj)
         plot(proj, device, out / "projection.png")
         if args.memory:
             baseline = trainer_memory.import_baseline()
@@ -115,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             steps = 5
             results = launch(measure_variants, 4, (args.grad_sync_model, 2, args.batch, steps),
                              timeout=args.timeout, pg_timeout=args.timeout)
-            _write_json(out / "grad_sync.json", dict(model=args.grad_sync_model, batch=args.batch, steps=steps,
+            write_json(out / "grad_sync.json", dict(model=args.grad_sync_model, batch=args.batch, steps=steps,
                                                      load_avg=os.getloadavg(), ranks=[r.value for r in results]))
     res = load_results(out)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from tglc_zoo.paper import paper_tables
 
+from ..tables import markdown_table
 from .cost_model import Device, param_count, project, wrn_cifar_layers
 from .shards import width_of
 
@@ -20,12 +21,6 @@ __all__ = ["render", "load_results"]
 
 MiB = 2 ** 20
 CHECKPOINT_FLOATS = 2  # a sharded checkpoint holds weights and momentum (gradients are not saved)
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _fmt_bytes(b: float) -> str:
@@ -96,7 +91,7 @@ def memory_section(mem: dict[str, Any], act: dict[str, Any]) -> str:
                          f"{_projected(model, n, 1, group['batch'], 28, act) / MiB:,.0f} / "
                          f"{_projected(model, n, n, group['batch'], 28, act) / MiB:,.0f}",
                          f"{max(group['checkpoint_bytes']) / MiB:,.1f}", group["step_s"]])
-    table = _table(["model (GC-2L)", "N", "params (one process)", "batch", "one process: peak RSS MiB",
+    table = markdown_table(["model (GC-2L)", "N", "params (one process)", "batch", "one process: peak RSS MiB",
                     "before: per rank", "now: per rank", "now / one process, above the import", "cost model MiB: "
                     "one process / per rank", "checkpoint per rank MiB", "s / step (CPU)"], rows)
     worst = max(ratios, key=lambda t: t[2] * t[1]) if ratios else None
@@ -131,7 +126,7 @@ def table2_section(runs: list[dict[str, Any]], mem: dict[str, Any], base: float)
     rows = [[r["label"].replace("table2-resume", "resumed from its checkpoint").replace("table2", "first run"),
              r["world"], r["batch"], r["steps"], " / ".join(f"{v:,.0f}" for v in r["peak_rss_mib"]), r["step_s"],
              " / ".join(f"{b / MiB:,.0f}" for b in r["checkpoint_bytes"]), r["wall_s"]] for r in runs]
-    table = _table(["run", "processes", "batch", "steps", "peak RSS per rank MiB", "s / step (CPU)",
+    table = markdown_table(["run", "processes", "batch", "steps", "peak RSS per rank MiB", "s / step (CPU)",
                     "checkpoint per rank MiB", "wall s"], rows)
     need = [["SC WRN-28-80, one device", f"{sc:,}", _fmt_bytes(12 * sc)],
             [f"GC-2L N = {n}, one process", f"{gc2l:,}", _fmt_bytes(12 * gc2l)],
@@ -147,7 +142,7 @@ def table2_section(runs: list[dict[str, Any]], mem: dict[str, Any], base: float)
         table, "",
         "What the weights, gradients and momentum need in float32 (12 bytes per parameter, activations not "
         "included):", "",
-        _table(["", "parameters", "weights + gradients + momentum"], need), "",
+        markdown_table(["", "parameters", "weights + gradients + momentum"], need), "",
         f"The largest rank peaked at {peak:,.0f} MiB, against {_fmt_bytes(12 * gc2l)} for the state alone of the "
         f"same model in one process and {_fmt_bytes(12 * sc)} for SC; this machine has "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB. Each checkpoint file holds "
@@ -173,7 +168,7 @@ def grad_sync_section(gs: dict[str, Any]) -> str:
         f"{gs['steps']} steps (`python -m benchmarks.parallel --grad-sync`, load average {gs['load_avg'][0]:.1f} "
         "when it started). \"wait\" is the time the end of backward waited for the all-reduces. The trainer uses "
         "the last row.", "",
-        _table(["all-reduce", "s / step", "wait ms / step", "all-reduces / step"], rows), "",
+        markdown_table(["all-reduce", "s / step", "wait ms / step", "all-reduces / step"], rows), "",
         f"The wait per step was {waits[first]:.1f} ms \"{first}\"; {changes}. The step times of the three differ "
         f"by {spread * 100:.1f} % on this shared 2-core CPU, where the processes compete for the same cores."])
 
@@ -188,7 +183,7 @@ def predicted_activations(r: dict[str, Any], act: dict[str, Any]) -> float:
     return r["batch"] * (per_image / n + (reps * (1 - 1 / n) if r["conv_type"] == "gc2l" else 0))
 
 
-def measured_table(rows: list[dict[str, Any]], act: dict[str, Any]) -> str:
+def measuredmarkdown_table(rows: list[dict[str, Any]], act: dict[str, Any]) -> str:
     out = []
     for r in rows:
         if r["rank"] != 0:
@@ -201,14 +196,14 @@ def measured_table(rows: list[dict[str, Any]], act: dict[str, Any]) -> str:
                     f"{r['activations_MiB']:.1f} ({predicted_activations(r, act) / 2**20:.1f})",
                     f"{r['max_rss_MiB']:.0f}", f"{r['sent_bytes_per_step']:,}" + ("" if same else " (ranks differ!)"),
                     f"{r['predicted_bytes_per_step']:,}", f"{r['sent_bytes_per_inference']:,}", r["step_s"]])
-    return _table(["model", "conv", "N", "params (1 process)", "params / rank", "split + replicated",
+    return markdown_table(["model", "conv", "N", "params (1 process)", "params / rank", "split + replicated",
                    "fraction", "weights+grads+momentum MiB", "saved activations MiB (cost model)", "peak RSS MiB",
                    "bytes sent / step / rank (counted)", "cost model", "bytes / inference", "step s (CPU)"], out)
 
 
 
 # -- the projection ---------------------------------------------------------------------------------------
-def projection_table(rows: list[dict[str, Any]]) -> str:
+def projectionmarkdown_table(rows: list[dict[str, Any]]) -> str:
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         for n in dict.fromkeys(r["N"] for r in rows):
@@ -222,7 +217,7 @@ def projection_table(rows: list[dict[str, Any]]) -> str:
             out.append([model, f"{n}{' †' if g['widened_stem'] else ''}", f"{g['params_total'] / 1e6:.1f} M",
                         cell(g), f"{g['comm_s'] * 1e3:.2f} ms ({_fmt_bytes(g['bytes_sent'])})", cell(d),
                         f"{d['comm_s'] * 1e3:.1f} ms", cell(lay), f"{lay['step_s'] / g['step_s']:.1f}×"])
-    return _table(["model", "N", "GC-2L params", "group-parallel: step / memory", "… of which comm",
+    return markdown_table(["model", "N", "GC-2L params", "group-parallel: step / memory", "… of which comm",
                    "data-parallel (same net)", "… of which comm", "layer-wise SC", "layer-wise / group"], out)
 
 
@@ -275,7 +270,7 @@ model" column is `cost_model.group_comm_bytes` for the same shapes. GC sends onl
 all-gather per forward); GC-2L adds one all-gather forward and one reduce-scatter backward per layer. Step times
 are wall-clock on a shared 2-core CPU and only show that it runs.
 
-{measured_table(m, act)}
+{measuredmarkdown_table(m, act)}
 
 {_counted_sentence(m)}""")
     if proj:
@@ -305,7 +300,7 @@ momentum in fp32 + autograd-saved activations); ✗ = does not fit in device mem
   stem has N channels (a negligible change in parameters and FLOPs). N ≤ 16 is the real model.
 * Assumptions: no overlap of communication and compute, the same kernel efficiency at every N, ring collectives.
 
-{projection_table(rows)}
+{projectionmarkdown_table(rows)}
 
 ![projection]({rel}/projection.png)
 

@@ -31,6 +31,8 @@ import torch
 
 from tglc_zoo.distributed.launch import free_port
 
+from ..tables import write_json
+
 ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["Run", "run_trainer", "memory_grid", "table2", "import_baseline"]
@@ -158,10 +160,9 @@ def commit_of(repo: Path | None) -> str | None:
 
 
 def save(runs: list[Run], baseline_mib: float, path: Path, before_repo: Path | None = None) -> None:
-    from tglc_zoo.util.atomic import atomic_write_json
     from tglc_zoo.util.hardware import hardware_description
 
-    atomic_write_json(path, {"import_baseline_mib": baseline_mib, "hardware": hardware_description(torch.device("cpu")),
+    write_json(path, {"import_baseline_mib": baseline_mib, "hardware": hardware_description(torch.device("cpu")),
                              "load_avg": os.getloadavg(), "before_commit": commit_of(before_repo),
                              "runs": [asdict(r) for r in runs]})
 
