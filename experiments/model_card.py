@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from tglc_zoo.paper import paper_results_markdown
-from tglc_zoo.paper.param_counts import param_rows, param_table_markdown
+from tglc_zoo.param_counts import param_rows, param_table_markdown
 
 from .markdown import replace_section
 

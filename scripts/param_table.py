@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tglc_zoo.paper.param_counts import param_rows
+from tglc_zoo.param_counts import param_rows
 
 
 def main(argv: list[str] | None = None) -> int:

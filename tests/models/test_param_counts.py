@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 import tglc_zoo
-from tglc_zoo.paper.param_counts import count_params, param_rows
+from tglc_zoo.param_counts import count_params, param_rows
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -10,31 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.structure.import_scan import imports, module_name
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "tglc_zoo"
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package modules it imports, imports inside functions included."""
-    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    files = {module_name(p, REPO): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {m: set() for m in files}
     for mod, path in files.items():
-        base = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                stem_parts = base[: len(base) - (node.level - 1)] if node.level > 1 else base
-                module = [node.module] if node.module else []
-                stem = ".".join(stem_parts + module) if node.level else node.module or ""
-                targets = [stem] + [f"{stem}.{a.name}" for a in node.names]
-            for t in targets:
+        for imp in imports(path, mod):
+            for t in (imp.module, *imp.names):
                 while t and t not in files:
                     t = t.rpartition(".")[0]
                 # a submodule importing its own package's __init__ is not an edge of the graph
@@ -139,3 +128,20 @@ def test_wheel_holds_only_the_library(tmp_path: Path) -> None:
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.splitlines()[0].startswith(str(target)) and run.stdout.splitlines()[1] == "10"
+
+
+def test_tests_folders_are_what_the_readme_says() -> None:
+    """README's Layout row for tests/ names every test folder, and every part of the package is either a folder
+    or named there with the folder it is tested in."""
+    from tests.structure.floors import FLOORS
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| – | `tests/` |"))
+    named = re.findall(r"`([^`]+)`", row.split("|")[3])
+    folders = {n.removesuffix("/") for n in named if n.endswith("/")}
+    on_disk = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == on_disk
+    parts = {p.split(".")[1] for p in FLOORS if p.startswith("tglc_zoo.")}
+    extras = {"experiments", "benchmarks", "structure", "support"}
+    assert on_disk - extras <= parts, on_disk - extras - parts
+    assert parts - on_disk - set(named) == set(), "a part of the package with no place for its tests in README"

@@ -1,4 +1,7 @@
-"""Our parameter counts beside the paper's Tables 1–4 (counted on the meta device: nothing is allocated)."""
+"""Our parameter counts beside the paper's Tables 1–4 (counted on the meta device: nothing is allocated).
+
+It builds the models through the registry, so it stands above it (floor 4); the paper's tables are data, in
+:mod:`tglc_zoo.paper`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -6,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..layers import CONV_LABELS, deploy
-from ..registry import create_model
-from . import paper_tables
+from .layers import CONV_LABELS, deploy
+from .paper import paper_tables
+from .registry import create_model
 
 _CONV_TYPES = {label: conv_type for conv_type, label in CONV_LABELS.items()}
 
