@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import shlex
 import subprocess
 import sys
@@ -10,22 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tglc_zoo.paper import paper_tables
 from tglc_zoo.training import RECIPES, TrainConfig, get_recipe
 from tglc_zoo.training.cli import build_parser, config_from_args, main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _paper_recipes() -> dict:
-    for path in (REPO / "tglc_zoo" / "paper" / "tables.json", REPO.parent / "shared" / "paper" / "tables.json"):
-        if path.is_file():
-            return json.loads(path.read_text())["training_recipes"]
-    pytest.skip("the paper's tables.json is not available")
-
-
 @pytest.mark.parametrize("name", ["cifar", "imagenet"])
 def test_paper_recipes_match_tables(name: str) -> None:
-    paper, ours = _paper_recipes()[name], get_recipe(name)
+    paper, ours = paper_tables()["training_recipes"][name], get_recipe(name)  # the tables the package ships
     assert paper["optimizer"] == "SGD"  # the trainer's optimizer
     for key in ("momentum", "weight_decay", "batch_size", "epochs", "lr", "lr_gamma"):
         assert getattr(ours, key) == paper[key], key

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import tglc_zoo
 from tglc_zoo.training import TrainConfig, load_checkpoint, train
 from tglc_zoo.training.publish import model_from_checkpoint
 
@@ -72,9 +73,6 @@ def test_imagefolder_run(imagenet_dir: Path, tmp_path: Path) -> None:
 
 
 def test_publish_and_reload(tmp_path: Path) -> None:
-    tglc_zoo = pytest.importorskip("tglc_zoo")
-    if not hasattr(tglc_zoo, "from_pretrained"):
-        pytest.skip("tglc_zoo.save_pretrained/from_pretrained are not available yet")
     cfg = TrainConfig(model="wrn16_2_gc2l_n2", dataset="digits", output=str(tmp_path / "r"), epochs=1, batch_size=32,
                       limit_train_batches=3, publish=str(tmp_path / "pub"), **QUIET)
     result = train(cfg, log=lambda m: None)
