@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print markdown tables of a python -m benchmarks.bench JSON result (pasted into docs/benchmarks.md).
 
-    python -m benchmarks.bench_md docs/bench/cpu/wrn28_10_grid.json [--models docs/bench/cpu/models.json]
+    python -m benchmarks.bench_md docs/bench/cpu/table_run_wrn28_10.json [--models docs/bench/cpu/models_wrn28_10.json]
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Issue 14: every tag has a canonical home on the Hub; the local mirror is used when it exists, the Hub
-otherwise (sha256 checked either way); clear offline errors; Hub-readable cards; an idempotent publisher."""
+"""Where pretrained tags live: every tag has a canonical home on the Hub; the local mirror is used when it
+exists, the Hub otherwise (sha256 checked either way); clear offline errors; Hub-readable cards; an idempotent
+publisher."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,4 @@
-"""Issue 17 regressions for training: a resumed run keeps its settings, a run never writes over a user's
+"""Training's reliability: a resumed run keeps its settings, a run never writes over a user's
 files, and bad options are errors that name them (through the CLI too, without tracebacks)."""
 from __future__ import annotations
 

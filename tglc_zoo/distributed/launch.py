@@ -1,6 +1,6 @@
 """Run a function on N local processes joined in a gloo group on 127.0.0.1 — with a deadline.
 
-Used by the tests and ``scripts/bench_parallel.py``. Every rank's outcome is collected: its return
+Used by the tests and ``python -m benchmarks.parallel``. Every rank's outcome is collected: its return
 value, its traceback, or how it ended (exit code, or killed at the deadline). Nothing can hang: the
 process group gets ``pg_timeout`` (collectives raise after it) and the whole run ``timeout``, after
 which surviving processes are terminated.
@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import TglcZooError
+
 __all__ = ["RankResult", "LaunchError", "free_port", "launch"]
 
 
@@ -36,8 +38,8 @@ class RankResult:
         return f"rank {self.rank}: {self.error.strip() or f'exited with code {self.exitcode}'}"
 
 
-class LaunchError(RuntimeError):
-    """At least one rank failed; the message holds every rank's outcome."""
+class LaunchError(TglcZooError, RuntimeError):
+    """At least one rank failed; the message holds every rank's outcome (still a ``RuntimeError``, as before)."""
 
     def __init__(self, results: Sequence[RankResult]) -> None:
         self.results = list(results)

@@ -1,7 +1,7 @@
 """Which GC-2L implementation to run for a shape: a rule read from a committed table of measurements.
 
 ``gc2l_impl_table.json`` (next to this file) holds, per device type, the fastest implementation that
-``scripts/bench.py --write-impl-table`` measured for each benchmarked layer shape, separately for
+``python -m benchmarks.bench --write-impl-table`` measured for each benchmarked layer shape, separately for
 training (forward+backward) and inference (forward) and for channels_last / contiguous inputs. For a
 shape that is not in the table the nearest measured shape of the same kind (same kernel size, stride
 and N; nearest in log channels and log pixels) decides. A device type with no measurements falls back
