@@ -7,7 +7,7 @@ order (roughly the order backward produces their gradients); a bucket's all-redu
 as soon as backward has accumulated the last of its gradients, so communication runs while backward goes
 on; the end of backward (an autograd-engine callback) waits for every bucket and writes the averages
 back. ``bucket_mb=0`` sends one all-reduce per parameter; ``overlap=False`` sends every bucket after
-backward. ``benchmarks/parallel/hybrid.py`` measures the three.
+backward. ``python -m benchmarks.parallel --grad-sync`` (``benchmarks/parallel/grad_sync_bench.py``) measures the three.
 
 Exactness: the all-reduce sums the replicas' gradients and divides by D, so a D × N step equals the
 single-process step on the same global batch split into D micro-batches (which is what each replica's

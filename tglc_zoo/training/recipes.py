@@ -1,7 +1,7 @@
 """Named training recipes: the paper's (section 4, ``paper/tables.json`` ``training_recipes``) and ours.
 
-The numbers live here so that the package stands alone; ``tests/training/test_recipes.py`` checks them
-against the paper's table when that file is available.  Every field can be overridden from the CLI.
+The numbers live here so that the package stands alone; ``tests/training/test_train_recipes_cli.py`` checks
+them against the paper's tables that ship with the package.  Every field can be overridden from the CLI.
 """
 from __future__ import annotations
 
