@@ -75,6 +75,8 @@ def test_a_run_never_writes_into_a_folder_of_other_files(tmp_path):
     with pytest.raises(RunExistsError, match="not a tglc-train run record"):
         train(TrainConfig(output=str(other), epochs=1, **SMALL), log=lambda m: None)
     assert (other / "config.json").read_text() == '{"mine": 1}' and (other / "metrics.csv").read_text() == "a,b\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # not even the run's lock was written
+    assert sorted(p.name for p in other.iterdir()) == ["config.json", "metrics.csv"]
 
 
 @pytest.mark.parametrize("args,match", [

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import RunExistsError, RunLockedError
 
-__all__ = ["RUN_FILES", "LOCK_NAME", "RunLock", "check_output_folder"]
+__all__ = ["RUN_FILES", "LOCK_NAME", "RunLock", "check_output_folder", "check_run_files"]
 
 LOCK_NAME = ".lock"
 # what a run folder holds: a folder with anything else is not a run and is never written into
@@ -105,14 +105,21 @@ class RunLock:
 
 def check_output_folder(run_dir: Path, resuming: bool) -> None:
     """A new run writes only into a missing or empty folder, or one that holds an unfinished run's own files."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunExistsError(f"--output {run_dir} is a file, not a folder; choose a folder for the run")
+    check_run_files(run_dir)
     if resuming or not run_dir.is_dir():
         return
     ckpts = run_dir / "checkpoints"
-    if (ckpts / "last.pt").exists() or (ckpts / "last").exists():
+    if (ckpts / "last.pt").exists() or (ckpts / "latest.json").exists():
         raise RunExistsError(f"{run_dir} already holds a run (checkpoints/); pass --resume {run_dir} (or "
                              "--resume auto) to continue it, or choose another --output")
+
+
+def check_run_files(run_dir: Path) -> None:
+    """``run_dir`` is missing, or a folder holding nothing but a run's files (checked before anything is written)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunExistsError(f"--output {run_dir} is a file, not a folder; choose a folder for the run")
+    if not run_dir.is_dir():
+        return
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
     record = run_dir / "config.json"
     if not foreign and record.is_file():

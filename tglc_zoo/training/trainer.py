@@ -74,7 +74,7 @@ from .loop import evaluate, train_step
 from .metrics import TensorBoardLogger, plot_history, write_metrics
 from .publish import publish_run
 from .recipes import Recipe
-from .run_folder import RUN_FILES, RunLock, check_output_folder
+from .run_folder import RUN_FILES, RunLock, check_output_folder, check_run_files
 from .sampler import GlobalBatchSampler, ShardSampler
 from .schedule import build_scheduler
 from .stop import StopSignals
@@ -228,9 +228,8 @@ class _Run:
         error = ""
         if self.ctx.is_main:
             try:
-                if self.run_dir.exists() and not self.run_dir.is_dir():
-                    check_output_folder(self.run_dir, resuming=False)  # the error for a file
-                self.lock.acquire()  # first: a second trainer learns who writes the folder
+                check_run_files(self.run_dir)  # nothing, not even the lock, goes into a folder of other files
+                self.lock.acquire()  # then: a second trainer learns who writes the folder
                 check_output_folder(self.run_dir, resuming=self.ckpt is not None)
                 note = self.lock.stale_note()
                 if note:
