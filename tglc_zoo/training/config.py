@@ -84,6 +84,8 @@ class TrainConfig:
     amp: str | None = _f(None, "mixed precision dtype", choices=AMP_CHOICES)
     channels_last: bool = _f(False, "channels_last memory format")
     compile: bool = _f(False, "torch.compile the model", runtime=True)
+    autotune: bool = _f(False, "time every GC-2L implementation on this machine for each layer's input and pin the "
+                               "fastest (cached per machine; also $TGLC_ZOO_AUTOTUNE=1)")
     workers: int = _f(0, "DataLoader worker processes", runtime=True)
     grad_accum: int = _f(1, "split each per-process batch into this many micro-batches", group="recipe")
     augment: bool = _f(True, "turn training augmentation off", group="what", flag="--no-augment")

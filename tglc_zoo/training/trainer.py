@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import resource
 import time
@@ -56,6 +57,7 @@ from ..errors import (
     RunLockedError,
     TrainingInterrupted,
 )
+from ..layers import autotune
 from ..util.atomic import atomic_write_json
 from ..util.hardware import hardware_description
 from .build import build_model_for, pretrained_weights_for
@@ -265,6 +267,8 @@ class _Run:
                 self.log(f"[train] {note}")
         sample = torch.stack([self.test_ds[i][0] for i in range(min(2, len(cast(Sized, self.test_ds))))])
         _check_forward(self.net, sample.to(ctx.device, memory_format=memory_format), cfg.model, self.info)
+        if cfg.autotune or os.environ.get("TGLC_ZOO_AUTOTUNE", "") not in ("", "0"):
+            self._autotune(sample)
         if ctx.rank > 0:  # same weights everywhere, different augmentation draws
             _seed_everything(cfg.seed + ctx.rank)
         self.num_params = self._count_params()
@@ -280,6 +284,19 @@ class _Run:
         if ctx.is_main:
             self.ckpt_dir.prepare()
             atomic_write_json(self.run_dir / "config.json", self._run_record())
+
+    def _autotune(self, sample: torch.Tensor) -> None:
+        """Pin each GC-2L layer to the implementation measured fastest here for a training batch (cached)."""
+        if self.par.layout is not None:
+            self.log("[train] --autotune: a group-parallel shard runs its own per-group kernels; nothing to tune")
+            return
+        batch = max(self.recipe.batch_size // (self.par.data_world * self.cfg.grad_accum), 1)
+        x = sample[:1].expand(batch, *sample.shape[1:]).to(self.ctx.device, memory_format=self.memory_format)
+        self.model.train()
+        chosen = autotune(self.model, x)
+        if self.ctx.is_main and chosen:
+            counts = {impl: sum(v == impl for v in chosen.values()) for impl in sorted(set(chosen.values()))}
+            self.log(f"[train] --autotune pinned {len(chosen)} GC-2L layers: {counts}")
 
     def _data(self) -> None:
         cfg, ctx = self.cfg, self.ctx
