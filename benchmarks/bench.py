@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .profiling import goals as goals_mod
-from .profiling.impl_table import best_impls, merge_into_table
+from .profiling.impl_table import MAX_FOREIGN_LOAD, best_impls, merge_into_table, quiet_rows
 from .profiling.layer_bench import CANDIDATES, LAYOUTS, MODES, Setting, bench_point, rederive_auto
 from .profiling.machine import describe, load_average
 from .profiling.model_bench import MODEL_CONV_TYPES, add_model_ratios, bench_model
@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="file stem (default: bench_<device>[_quick])")
     p.add_argument("--write-impl-table", action="store_true",
                    help="merge the fastest GC-2L impl per measured shape into tglc_zoo/layers/gc2l_impl_table.json")
+    p.add_argument("--max-foreign-load", type=float, default=MAX_FOREIGN_LOAD,
+                   help="with --write-impl-table: refuse points timed while other processes used more cores")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
     p.add_argument("--time-budget", type=float, default=None,
                    help="seconds: start no new layer point / model after this; results so far are still written")
@@ -161,10 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(args.time_budget)
     layer_rows = [] if args.no_layers else run_layers(args, device, budget)
     if args.write_impl_table and layer_rows:  # first, so that the auto rows below use the new table
-        best = best_impls(layer_rows)
+        best, refused = quiet_rows(best_impls(layer_rows), args.max_foreign_load)
+        for r in refused:
+            print(f"impl table: refused {r['in_channels']}->{r['out_channels']} k{r['kernel_size']} s{r['stride']} "
+                  f"N={r['groups']} hw={r['hw']}: other processes used {r['foreign_load']} cores while it was "
+                  f"timed (limit {args.max_foreign_load})")
         n = merge_into_table(best, source=f"{device.type}: {machine.get('gpu_name') or machine['cpu_model']}, "
                                           f"torch {machine['torch_version']}, {time.strftime('%Y-%m-%d')}")
-        print(f"impl table: merged {len(best)} measured points, {n} rows in total")
+        print(f"impl table: merged {len(best)} measured points ({len(refused)} refused), {n} rows in total")
     layer_rows = rederive_auto(layer_rows)
     model_rows = run_models(args, device, budget)
     add_model_ratios(model_rows)

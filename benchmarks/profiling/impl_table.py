@@ -14,6 +14,10 @@ KEY_FIELDS = ("device", "channels_last", "training", "in_channels", "out_channel
               "groups", "hw")
 
 
+MAX_FOREIGN_LOAD = 0.2
+"""Cores other processes may have used during a point's timing for it to enter the table (``foreign_load``)."""
+
+
 def best_impls(rows: Sequence[dict[str, Any]], dtype: str = "fp32") -> list[dict[str, Any]]:
     """For every measured (shape, N, layout, mode): the fastest GC-2L implementation and its margin."""
     points: dict[tuple[Any, ...], dict[str, float]] = {}
@@ -33,9 +37,17 @@ def best_impls(rows: Sequence[dict[str, Any]], dtype: str = "fp32") -> list[dict
         ranked = sorted(times, key=times.__getitem__)
         row = dict(zip(KEY_FIELDS, key))
         row.update(impl=ranked[0], time_ms={k: round(v, 3) for k, v in times.items()},
-                   load_average=meta[key].get("load_average"))
+                   load_average=meta[key].get("load_average"), foreign_load=meta[key].get("foreign_load"))
         out.append(row)
     return out
+
+
+def quiet_rows(rows: Sequence[dict[str, Any]], max_foreign: float = MAX_FOREIGN_LOAD
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(kept, refused)``: rows measured while other processes used at most ``max_foreign`` cores; a row
+    without the measurement (older results) is refused."""
+    kept = [r for r in rows if r.get("foreign_load") is not None and r["foreign_load"] <= max_foreign]
+    return kept, [r for r in rows if r not in kept]
 
 
 def merge_into_table(new_rows: Sequence[dict[str, Any]], source: str, path: Path = TABLE_PATH) -> int:

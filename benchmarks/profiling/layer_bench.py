@@ -14,7 +14,7 @@ from tglc_zoo.layers.flops import layer_flops
 from tglc_zoo.layers.gc2l_impl import ShapeKey, choose_impl, load_table
 
 from .candidates import CANDIDATES, benchmark_groups
-from .machine import load_average
+from .machine import ForeignLoad, load_average
 from .shapes import ConvShape
 from .timing import time_interleaved
 
@@ -87,7 +87,8 @@ def bench_point(shape: ConvShape, groups: int, layout: str, mode: str, setting: 
     layers = {name: build(name, shape, groups).to(setting.device).to(memory_format=fmt) for name in names}
     steps = {name: make_step(layer, x, mode, setting) for name, layer in layers.items()}
     load = load_average()
-    timings = time_interleaved(steps, setting.rounds, setting.min_run_time, clock=setting.clock)
+    with ForeignLoad() as foreign:
+        timings = time_interleaved(steps, setting.rounds, setting.min_run_time, clock=setting.clock)
     for name, layer in layers.items():
         t = timings[name]
         yield {
@@ -98,6 +99,7 @@ def bench_point(shape: ConvShape, groups: int, layout: str, mode: str, setting: 
             "clock": setting.clock, "threads": torch.get_num_threads(),
             "time_ms": t.best * 1e3, "time_median_ms": t.median * 1e3, "blocks": t.runs,
             "flops": layer_flops(layer, x.shape), "load_average": load[0] if load else None,
+            "foreign_load": foreign.cores,
         }
     del layers, steps
 

@@ -82,3 +82,34 @@ def test_model_goal():
                  "flops_sc/flops": 3.9})]
     (g,) = goals.model_goals(rows)
     assert not g["met"] and abs(g["needed_speedup"] - 0.6 * 3.9) < 1e-12
+
+
+def test_rows_timed_under_foreign_load_are_refused() -> None:
+    from benchmarks.profiling.impl_table import quiet_rows
+
+    rows = [{"foreign_load": 0.05}, {"foreign_load": 0.9}, {"foreign_load": None}, {}]
+    kept, refused = quiet_rows(rows, max_foreign=0.2)
+    assert kept == [{"foreign_load": 0.05}] and len(refused) == 3
+
+
+def test_foreign_load_counts_other_processes_not_this_one() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.profiling.machine import ForeignLoad
+
+    with ForeignLoad() as alone:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 0.3:  # this process's own work does not count
+            pass
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        with ForeignLoad() as shared:
+            time.sleep(0.6)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert alone.cores is not None and shared.cores is not None
+    assert shared.cores > alone.cores + 0.5
