@@ -25,6 +25,7 @@ from .profiling.impl_table import MAX_FOREIGN_LOAD, best_impls, merge_into_table
 from .profiling.layer_bench import CANDIDATES, LAYOUTS, MODES, Setting, bench_point, rederive_auto
 from .profiling.machine import describe, load_average
 from .profiling.model_bench import MODEL_CONV_TYPES, add_model_ratios, bench_model
+from .profiling.model_figure import plot_speedups
 from .profiling.report import LAYER_COLUMNS, MODEL_COLUMNS, plot, result_document
 from .profiling.shapes import GRIDS, grid_shapes
 from .tables import text_table, write_csv, write_json
@@ -48,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="*", default=["wrn28_10", "wrn16_4", "mobilenetv2"],
                    help="architectures for the whole-model benchmark (none: skip)")
     p.add_argument("--no-models", action="store_true")
+    p.add_argument("--compile-models", action="store_true", help="also time every model's training under torch.compile")
     p.add_argument("--no-layers", action="store_true")
     p.add_argument("--model-groups", nargs="+", type=int, default=[4, 8])
     p.add_argument("--model-convs", nargs="+", default=list(MODEL_CONV_TYPES), choices=MODEL_CONV_TYPES)
@@ -138,9 +140,13 @@ def run_models(args: argparse.Namespace, device: torch.device, budget: Budget) -
                     t0 = time.perf_counter()
                     new = list(bench_model(arch, conv, groups, device, dtype, args.train_batch, 1, args.model_iters,
                                            clock=args.clock))
+                    if args.compile_models:
+                        new += bench_model(arch, conv, groups, device, dtype, args.train_batch, 1, args.model_iters,
+                                           clock=args.clock, compiled=True)
                     rows += new
                     print(f"[model] {arch} {conv} N={groups} {dtype}: " + ", ".join(
-                        f"{r['conv']} {r['task']} {r['time_ms']:.1f} ms ({r['img_per_s']:.1f} img/s)" for r in new)
+                        f"{r['conv']}{' compiled' if r['compiled'] else ''} {r['task']} {r['time_ms']:.1f} ms "
+                        f"({r['img_per_s']:.1f} img/s)" for r in new)
                         + f"  ({time.perf_counter() - t0:.0f}s, load {load_average()})", flush=True)
     return rows
 
@@ -199,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
          [r for r in model_rows if r["dtype"] == args.dtypes[0]],
          f"{machine.get('gpu_name') or machine['cpu_model']} · torch {machine['torch_version']} · "
          f"load {machine['load_average_start']} → {machine['load_average_end']}")
+    for arch in dict.fromkeys(r["arch"] for r in model_rows):
+        figure = plot_speedups(model_rows, arch, stem.parent / f"{stem.name}_{arch}_speedups.png", args.dtypes[0])
+        if figure is not None:
+            print(f"wrote {figure}")
     print(f"wrote {stem}.{{csv,json,png}}" + (f" and {stem.name}_models.csv" if model_rows else ""))
     return 0
 

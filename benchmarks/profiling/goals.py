@@ -44,7 +44,8 @@ def model_goals(rows: Sequence[dict[str, Any]], arch: str = "wrn28_10", dtype: s
         if r["arch"] == arch and r["conv"] == "gc2l" and r["task"] == "train" and r["dtype"] == dtype \
                 and r.get("speedup/sc") is not None:
             target = MODEL_FRACTION * r["flops_sc/flops"]
-            out.append({"arch": arch, "groups": r["groups"], "speedup/sc": r["speedup/sc"],
+            out.append({"arch": arch, "groups": r["groups"], "compiled": r.get("compiled", False),
+                        "speedup/sc": r["speedup/sc"],
                         "flops_sc/flops": r["flops_sc/flops"], "needed_speedup": target,
                         "fraction_of_flop_speedup": r["speedup/sc"] / r["flops_sc/flops"],
                         "met": r["speedup/sc"] >= target})

@@ -54,7 +54,10 @@ def _time_calls(fn: Any, device: torch.device, warmup: int, iters: int, clock: s
 
 
 def bench_model(arch: str, conv_type: str, groups: int, device: torch.device, dtype: str, train_batch: int,
-                warmup: int, iters: int, channels_last: bool = True, clock: str = "wall") -> Iterator[dict[str, Any]]:
+                warmup: int, iters: int, channels_last: bool = True, clock: str = "wall",
+                compiled: bool = False) -> Iterator[dict[str, Any]]:
+    """Training throughput (and, eager only, inference latency) of one model; ``compiled``: under
+    ``torch.compile`` (the first calls compile; they are the warm-up)."""
     spec = ARCHS[arch]
     input_size = spec.cfg["input_size"]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -63,24 +66,28 @@ def bench_model(arch: str, conv_type: str, groups: int, device: torch.device, dt
     base = {"arch": arch, "conv": conv_type, "groups": benchmark_groups(conv_type, groups), "device": device.type,
             "dtype": dtype, "layout": "channels_last" if channels_last else "contiguous",
             "flops_per_image": flops, "params": sum(p.numel() for p in model.parameters()),
-            "clock": clock if device.type != "cuda" else "wall", "threads": torch.get_num_threads()}
+            "clock": clock if device.type != "cuda" else "wall", "threads": torch.get_num_threads(),
+            "compiled": compiled}
 
     x = torch.randn(train_batch, *input_size, device=device).contiguous(memory_format=fmt)
     target = torch.randint(0, spec.cfg["num_classes"], (train_batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     model.train()
+    net = torch.compile(model) if compiled else model
 
     def train_step() -> None:
         opt.zero_grad(set_to_none=True)
         with _autocast(device, dtype):
-            loss = F.cross_entropy(model(x), target)
+            loss = F.cross_entropy(net(x), target)
         loss.backward()
         opt.step()
 
     load = load_average()
-    best, median = _time_calls(train_step, device, warmup, iters, clock)
+    best, median = _time_calls(train_step, device, max(warmup, 2) if compiled else warmup, iters, clock)
     yield dict(base, task="train", batch=train_batch, time_ms=best * 1e3, time_median_ms=median * 1e3,
                img_per_s=train_batch / best, load_average=load[0] if load else None)
+    if compiled:
+        return
 
     forms = [("", model)] + ([(":deployed", deploy(model))] if has_deployed_form(conv_type) else [])
     x1 = torch.randn(1, *input_size, device=device).contiguous(memory_format=fmt)
@@ -100,8 +107,11 @@ def bench_model(arch: str, conv_type: str, groups: int, device: torch.device, dt
 
 def add_model_ratios(rows: list[dict[str, Any]]) -> None:
     """``speedup/sc`` (time ratio SC / this) next to ``flops_sc/flops`` for every row, in place."""
-    sc = {(r["arch"], r["task"], r["dtype"], r["layout"]): r for r in rows if r["conv"] == "sc"}
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return r["arch"], r["task"], r["dtype"], r["layout"], r.get("compiled", False)
+
+    sc = {key(r): r for r in rows if r["conv"] == "sc"}
     for r in rows:
-        ref = sc.get((r["arch"], r["task"], r["dtype"], r["layout"]))
+        ref = sc.get(key(r))
         r["speedup/sc"] = ref["time_ms"] / r["time_ms"] if ref else None
         r["flops_sc/flops"] = ref["flops_per_image"] / r["flops_per_image"] if ref else None

@@ -10,7 +10,7 @@ from .goals import LAYER_SLACK_EACH, MODEL_FRACTION
 
 LAYER_COLUMNS = ("grid", "shape", "groups", "layout", "mode", "dtype", "conv", "time_ms", "t/gc", "flops/gc",
                  "t/sc", "flops/sc", "auto_impl", "load_average")
-MODEL_COLUMNS = ("arch", "conv", "groups", "task", "dtype", "batch", "time_ms", "img_per_s", "speedup/sc",
+MODEL_COLUMNS = ("arch", "conv", "groups", "compiled", "task", "dtype", "batch", "time_ms", "img_per_s", "speedup/sc",
                  "flops_sc/flops", "load_average")
 
 

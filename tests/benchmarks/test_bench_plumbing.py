@@ -113,3 +113,20 @@ def test_foreign_load_counts_other_processes_not_this_one() -> None:
         busy.wait()
     assert alone.cores is not None and shared.cores is not None
     assert shared.cores > alone.cores + 0.5
+
+
+def test_the_speedup_figure_is_drawn_from_the_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.profiling.model_bench import add_model_ratios
+    from benchmarks.profiling.model_figure import plot_speedups
+
+    rows = []
+    for compiled in (False, True):
+        for conv, n, ms, flops in (("sc", 1, 100.0, 8.0), ("gc", 4, 40.0, 2.0), ("gc2l", 4, 45.0, 2.2)):
+            rows.append({"arch": "wrn28_10", "task": "train", "dtype": "fp32", "layout": "channels_last", "conv": conv,
+                         "groups": n, "compiled": compiled, "time_ms": ms / (2 if compiled else 1),
+                         "flops_per_image": flops})
+    add_model_ratios(rows)
+    gc2l = next(r for r in rows if r["conv"] == "gc2l" and r["compiled"])
+    assert gc2l["speedup/sc"] == 100.0 / 45.0 and gc2l["flops_sc/flops"] == 8.0 / 2.2  # against compiled SC
+    assert plot_speedups(rows, "wrn28_10", tmp_path / "f.png").stat().st_size > 1000
+    assert plot_speedups(rows, "mobilenetv2", tmp_path / "none.png") is None
