@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="file stem (default: bench_<device>[_quick])")
     p.add_argument("--write-impl-table", action="store_true",
                    help="merge the fastest GC-2L impl per measured shape into tglc_zoo/layers/gc2l_impl_table.json")
+    p.add_argument("--autotune", action="store_true",
+                   help="also time a GC-2L layer pinned by tglc_zoo.layers.autotune per point (cold cache): gc2l:tuned")
     p.add_argument("--max-foreign-load", type=float, default=MAX_FOREIGN_LOAD,
                    help="with --write-impl-table: refuse points timed while other processes used more cores")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
@@ -106,7 +108,7 @@ def run_layers(args: argparse.Namespace, device: torch.device, budget: Budget) -
     rows: list[dict[str, Any]] = []
     for dtype in args.dtypes:
         setting = Setting(device, dtype, args.batch, args.rounds, args.min_run_time,
-                          args.clock if device.type != "cuda" else "wall")
+                          args.clock if device.type != "cuda" else "wall", tune=args.autotune)
         for grid in args.grids:
             shapes = [s for s in grid_shapes(grid) if not args.quick or s.label() in QUICK_SHAPES]
             for shape in shapes:
@@ -121,7 +123,7 @@ def run_layers(args: argparse.Namespace, device: torch.device, budget: Budget) -
                             point = list(bench_point(shape, groups, layout, mode, setting, args.candidates))
                             rows += point
                             best = {r["conv"]: r["time_ms"] for r in point}
-                            gc2l = min((v, k) for k, v in best.items() if k.startswith("gc2l:"))
+                            gc2l = min((v, k) for k, v in best.items() if k.startswith("gc2l:") and k != "gc2l:tuned")
                             print(f"[{grid}] {shape.label():28s} N={groups:<2d} {layout:13s} {mode:6s} {dtype}: "
                                   f"sc {best.get('sc', float('nan')):8.2f} gc {best.get('gc', float('nan')):8.2f} "
                                   f"best gc2l {gc2l[1]} {gc2l[0]:8.2f} ms  ({time.perf_counter() - t0:.0f}s, "

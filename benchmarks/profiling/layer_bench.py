@@ -30,6 +30,7 @@ class Setting:
     rounds: int
     min_run_time: float
     clock: str = "wall"
+    tune: bool = False  # also time a GC-2L layer pinned by tglc_zoo.layers.autotune (cold cache) as "gc2l:tuned"
 
 
 def build(candidate: str, shape: ConvShape, groups: int) -> nn.Module:
@@ -72,6 +73,35 @@ def make_step(layer: nn.Module, x: torch.Tensor, mode: str, setting: Setting) ->
     return fwdbwd
 
 
+def tuned_layer(shape: ConvShape, groups: int, x: torch.Tensor, mode: str, setting: Setting
+                ) -> tuple[nn.Module, dict[str, Any]]:
+    """A GC-2L layer pinned by :func:`tglc_zoo.layers.autotune` for ``x`` in ``mode``, tuned with a cold cache;
+    and what the tuning chose and took."""
+    import os
+    import tempfile
+    import time
+
+    from tglc_zoo.layers import autotune
+
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    layer = create_conv("gc2l", shape.in_channels, shape.out_channels, shape.kernel_size, shape.stride,
+                        groups=groups).to(setting.device).to(memory_format=fmt)
+    old = os.environ.get("TGLC_ZOO_CACHE")
+    with tempfile.TemporaryDirectory() as cold:
+        os.environ["TGLC_ZOO_CACHE"] = cold
+        try:
+            t0 = time.perf_counter()
+            with torch.enable_grad() if mode == "fwdbwd" else torch.no_grad(), _autocast(setting):
+                chosen = autotune(layer, x.detach().requires_grad_(mode == "fwdbwd"))
+            seconds = time.perf_counter() - t0
+        finally:
+            if old is None:
+                os.environ.pop("TGLC_ZOO_CACHE", None)
+            else:
+                os.environ["TGLC_ZOO_CACHE"] = old
+    return layer, {"tuned_impl": next(iter(chosen.values()), None), "tune_s": round(seconds, 3)}
+
+
 def candidates_for(mode: str) -> list[str]:
     """Everything, except the deployed (inference-only) FLGC in forward+backward."""
     return [c for c in CANDIDATES if not (mode == "fwdbwd" and CANDIDATES[c][2])]
@@ -85,6 +115,9 @@ def bench_point(shape: ConvShape, groups: int, layout: str, mode: str, setting: 
     x = torch.randn(setting.batch, shape.in_channels, shape.h, shape.w, device=setting.device)
     x = x.contiguous(memory_format=fmt)
     layers = {name: build(name, shape, groups).to(setting.device).to(memory_format=fmt) for name in names}
+    tuning: dict[str, Any] = {}
+    if setting.tune and shape.valid_groups(groups):
+        layers["gc2l:tuned"], tuning = tuned_layer(shape, groups, x, mode, setting)
     steps = {name: make_step(layer, x, mode, setting) for name, layer in layers.items()}
     load = load_average()
     with ForeignLoad() as foreign:
@@ -99,7 +132,7 @@ def bench_point(shape: ConvShape, groups: int, layout: str, mode: str, setting: 
             "clock": setting.clock, "threads": torch.get_num_threads(),
             "time_ms": t.best * 1e3, "time_median_ms": t.median * 1e3, "blocks": t.runs,
             "flops": layer_flops(layer, x.shape), "load_average": load[0] if load else None,
-            "foreign_load": foreign.cores,
+            "foreign_load": foreign.cores, **(tuning if name == "gc2l:tuned" else {}),
         }
     del layers, steps
 
