@@ -67,6 +67,9 @@ def test_two_launchers_as_two_nodes_match_the_single_process_losses(tmp_path: Pa
     folder = publish_run(tmp_path / "mesh", tmp_path / "published")
     loaded = tglc_zoo.from_pretrained(folder).state_dict()
     assert _same(loaded, mesh) == []
+    # and one process continues the sharded run, reading its slices whole
+    out = run([sys.executable, TRAIN, "--resume", str(tmp_path / "mesh"), "--epochs", "3", "--no-progress"])
+    assert "in a single process" in out.stdout and [r["epoch"] for r in metrics(tmp_path / "mesh")] == [1, 2, 3]
 
 
 def test_a_killed_rank_restarts_and_ends_with_the_same_weights(fmnist_dir: Path, tmp_path: Path) -> None:

@@ -213,6 +213,10 @@ class _Run:
                              "and --dataset")
         self.run_dir = Path(cfg.output)
         self.recipe: Recipe = cfg.resolved_recipe()
+        if self.ckpt is not None and cfg.parallel == "group" and not ctx.distributed:
+            # a group-parallel run resumed by one process continues as one process (its slices read whole)
+            log(f"[train] resuming the group-parallel run {self.run_dir} in a single process")
+            self.cfg = cfg = TrainConfig.from_dict({**cfg.to_dict(), "parallel": "data"})
         self.mode: ParallelMode = get_parallel_mode(cfg.parallel)
         self.lock = RunLock(self.run_dir)
         self.stop = StopSignals()
@@ -383,12 +387,12 @@ class _Run:
         if "sharded" not in ckpt:
             return ckpt["model"], ckpt["optimizer"]
         model_state = read_full_tensors(path, "model.")
-        names = [n for n, _ in self.model.named_parameters()]
-        optim = read_full_tensors(path, "optim.") if any(True for _ in ckpt["optimizer"].get("state_keys", ())) else {}
+        index = {n: i for i, (n, _) in enumerate(self.model.named_parameters())}
+        optim = read_full_tensors(path, "optim.") if ckpt["optimizer"].get("state_keys") else {}
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in optim.items():
             name, _, entry = key.rpartition(".")
-            state.setdefault(names.index(name), {})[entry] = value
+            state.setdefault(index[name], {})[entry] = value
         return model_state, {"state": state, "param_groups": ckpt["optimizer"]["param_groups"]}
 
     def _restore_hyper_parameters(self, ckpt: dict[str, Any]) -> None:
