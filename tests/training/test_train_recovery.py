@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tglc_zoo.errors import RunLockedError
+from tglc_zoo.errors import RunExistsError, RunLockedError
 from tglc_zoo.training import TrainConfig, load_checkpoint, train
 from tglc_zoo.training.checkpoint_dir import latest_entry
 from tglc_zoo.training.cli import build_parser, config_from_args
@@ -90,6 +90,27 @@ def test_resume_auto_starts_then_continues_and_keeps_the_last_k(tmp_path: Path) 
     assert {"last.pt", "best.pt", "latest.json"} <= set(names)
     assert json.loads((run / "checkpoints" / "latest.json").read_text()) == {"entry": "step-00000010.pt", "step": 10}
     assert os.path.samefile(run / "checkpoints" / "last.pt", run / "checkpoints" / "step-00000010.pt")
+
+
+def test_a_write_cut_short_by_a_kill_does_not_block_the_restart(tmp_path: Path) -> None:
+    # a rank killed while it rewrote metrics.csv leaves that write's temporary (seen in CI: the torchrun
+    # restart then refused its own run folder as one of "files that are not a tglc-train run")
+    import tempfile
+    run = tmp_path / "r"
+    common = dict(model="wrn16_2", dataset="digits", output=str(run), resume="auto", batch_size=64,
+                  limit_train_batches=2, limit_val_batches=1, **QUIET)
+    train(TrainConfig(epochs=1, **common), log=lambda m: None)
+    left = [Path(tempfile.mkstemp(prefix=f".{name}.tmp-", suffix=Path(name).suffix, dir=run)[1])
+            for name in ("metrics.csv", "config.json", "curves.png")]
+    logs: list[str] = []
+    train(TrainConfig(epochs=2, **common), log=logs.append)
+    assert any("resumed after epoch 1" in line for line in logs)
+    assert not any(p.exists() for p in left)
+    assert (run / "metrics.csv").read_text().count("\n") == 3  # header and two epochs
+    # a temporary of a file that is not the run's is still somebody else's file
+    (run / ".notes.txt.tmp-abcdefgh.txt").write_text("mine")
+    with pytest.raises(RunExistsError, match=r"\.notes\.txt\.tmp-abcdefgh\.txt"):
+        train(TrainConfig(epochs=3, **common), log=lambda m: None)
 
 
 def test_a_second_trainer_on_the_same_folder_is_refused_and_names_the_first(tmp_path: Path) -> None:

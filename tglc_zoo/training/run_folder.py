@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunExistsError, RunLockedError
+from ..util.atomic import temporary_target
 
 __all__ = ["RUN_FILES", "LOCK_NAME", "RunLock", "check_output_folder", "check_run_files"]
 
@@ -120,7 +121,10 @@ def check_run_files(run_dir: Path) -> None:
         raise RunExistsError(f"--output {run_dir} is a file, not a folder; choose a folder for the run")
     if not run_dir.is_dir():
         return
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
+    # a process killed while it rewrote one of the run's files leaves that write's temporary (cleared
+    # once the lock is taken): it is the run's own, not a foreign file
+    foreign = sorted(p.name for p in run_dir.iterdir()
+                     if p.name not in RUN_FILES and not (p.is_file() and temporary_target(p.name) in RUN_FILES))
     record = run_dir / "config.json"
     if not foreign and record.is_file():
         try:

@@ -58,7 +58,7 @@ from ..errors import (
     TrainingInterrupted,
 )
 from ..layers import autotune
-from ..util.atomic import atomic_write_json
+from ..util.atomic import atomic_write_json, clear_stale_temporaries
 from ..util.hardware import hardware_description
 from .build import build_model_for, pretrained_weights_for
 from .checkpoint import (
@@ -219,6 +219,7 @@ class _Run:
             self.cfg = cfg = TrainConfig.from_dict({**cfg.to_dict(), "parallel": "data"})
         self.mode: ParallelMode = get_parallel_mode(cfg.parallel)
         self.lock = RunLock(self.run_dir)
+        self.hardware = hardware_description(ctx.device)  # read once: every checkpoint records it
         self.stop = StopSignals()
         self.global_step = 0
         self.start_epoch, self.start_step = 0, 0
@@ -236,6 +237,7 @@ class _Run:
             try:
                 check_run_files(self.run_dir)  # nothing, not even the lock, goes into a folder of other files
                 self.lock.acquire()  # then: a second trainer learns who writes the folder
+                clear_stale_temporaries(self.run_dir)  # what a killed writer of this folder left half-written
                 check_output_folder(self.run_dir, resuming=self.ckpt is not None)
                 note = self.lock.stale_note()
                 if note:
@@ -419,7 +421,7 @@ class _Run:
             "model_args": dict(getattr(self.model, "model_args", {})), "num_params": self.num_params,
             "world_size": self.ctx.world_size, "parallel": self.cfg.parallel,
             "mesh": {"data": layout.data, "group": layout.groups} if layout is not None else None,
-            "hardware": hardware_description(self.ctx.device), "torch": torch.__version__}
+            "hardware": self.hardware, "torch": torch.__version__}
 
     # ------------------------------------------------------------------------------------------- loop
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -528,6 +530,7 @@ class _Run:
     def _trainer_state(self, epoch: int, epoch_step: int) -> dict[str, Any]:
         """Everything but the tensors of model and optimizer (the same on every rank)."""
         totals = vars(self.totals).copy() if epoch_step else {}
+        record = self._run_record()
         return {"format": CHECKPOINT_FORMAT, "epoch": epoch, "epoch_step": epoch_step,
                 "global_step": self.global_step, "epoch_totals": totals, "epoch_lr": self.epoch_lr,
                 "scheduler": plain_scheduler_state(self.scheduler.state_dict()),
@@ -535,9 +538,8 @@ class _Run:
                 "rng": capture_rng_state(), "config": self.cfg.to_dict(), "history": self.history,
                 "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                 "model_name": self.cfg.model, "model_args": dict(getattr(self.model, "model_args", {})),
-                "dataset": self._run_record()["dataset"], "recipe": self.recipe.to_dict(),
-                "hardware": hardware_description(self.ctx.device), "world_size": self.ctx.world_size,
-                "mesh": self._run_record()["mesh"]}
+                "dataset": record["dataset"], "recipe": record["recipe"], "hardware": record["hardware"],
+                "world_size": self.ctx.world_size, "mesh": record["mesh"]}
 
     def _gather_rng(self) -> list[dict[str, torch.Tensor]]:
         """Every rank's RNG states (a collective in distributed runs), for a single-process-layout file."""
@@ -627,7 +629,7 @@ class _Run:
             atomic_write_json(self.run_dir / "memory.json", {"peak_rss_mb_per_rank": per_rank, "peak_rss_mb": peak,
                                                              "world_size": ctx.world_size})
         result = RunResult(self.run_dir, self.history, self.best_acc, self.best_epoch, wall0,
-                           info={"hardware": hardware_description(ctx.device), "world_size": ctx.world_size,
+                           info={"hardware": self.hardware, "world_size": ctx.world_size,
                                  "peak_rss_mb_per_rank": per_rank})
         if cfg.publish and ctx.is_main:
             result.published = publish_run(self.run_dir, cfg.publish, which=cfg.publish_which,

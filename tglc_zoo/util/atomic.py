@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_path", "atomic_write", "atomic_write_json", "atomic_directory", "fsync_path",
-           "clear_stale_temporaries"]
+           "clear_stale_temporaries", "temporary_target"]
 
 _TMP_MARK = ".tmp-"
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-[A-Za-z0-9_]+(?P<suffix>\.[^.]*)?$")
 
 
 def fsync_path(path: Path) -> None:
@@ -88,6 +89,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, encoding: s
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
     """``json.dumps(obj)`` (strict: no NaN/Inf) plus a final newline, written atomically."""
     return atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+
+
+def temporary_target(name: str) -> str | None:
+    """The file name an :func:`atomic_path` temporary called ``name`` was to replace, or None if it is not one."""
+    m = _TEMPORARY.match(name)
+    if m is None:
+        return None
+    target = m["name"]
+    return target if (m["suffix"] or "") == Path(target).suffix else None
 
 
 def clear_stale_temporaries(folder: str | os.PathLike[str]) -> None:
