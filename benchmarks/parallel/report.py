@@ -69,6 +69,11 @@ def _image(dataset: str) -> int:
     return 32 if dataset == "fmnist32" else 28
 
 
+def _datasets(runs: list[dict[str, Any]]) -> str:
+    sizes = sorted({_image(r["dataset"]) for r in runs})
+    return "Fashion-MNIST images (" + ", ".join(f"{s}×{s}" for s in sizes) + ")"
+
+
 def memory_section(mem: dict[str, Any], act: dict[str, Any]) -> str:
     runs = [r for r in mem["runs"] if r["ok"]]
     base = mem["import_baseline_mib"]
@@ -88,8 +93,8 @@ def memory_section(mem: dict[str, Any], act: dict[str, Any]) -> str:
             rows.append([model, n, f"{params:,}", group["batch"], f"{one:,.0f}",
                          f"{max(before['peak_rss_mib']):,.0f}" if before else "—", f"{per_rank:,.0f}",
                          f"{ratio:.2f} (1/N = {1 / n:.2f})",
-                         f"{_projected(model, n, 1, group['batch'], 28, act) / MiB:,.0f} / "
-                         f"{_projected(model, n, n, group['batch'], 28, act) / MiB:,.0f}",
+                         f"{_projected(model, n, 1, group['batch'], _image(group['dataset']), act) / MiB:,.0f} / "
+                         f"{_projected(model, n, n, group['batch'], _image(group['dataset']), act) / MiB:,.0f}",
                          f"{max(group['checkpoint_bytes']) / MiB:,.1f}", group["step_s"]])
     table = markdown_table(["model (GC-2L)", "N", "params (one process)", "batch", "one process: peak RSS MiB",
                     "before: per rank", "now: per rank", "now / one process, above the import", "cost model MiB: "
@@ -103,8 +108,8 @@ def memory_section(mem: dict[str, Any], act: dict[str, Any]) -> str:
                          f"(the most: {worst[0]} at N = {worst[1]}).")
     text = ["## Memory per rank (measured)", "",
             "`tglc-train --parallel group` under `torchrun`, against the same GC-2L-N model trained by one process "
-            "(`python -m benchmarks.parallel --memory`, `benchmarks/parallel/trainer_memory.py`): real Fashion-MNIST "
-            "images (28×28), SGD with momentum, float32, one short epoch with its checkpoint. Peak RSS is each "
+            "(`python -m benchmarks.parallel --memory`, `benchmarks/parallel/trainer_memory.py`): real "
+            f"{_datasets(grid)}, SGD with momentum, float32, one short epoch with its checkpoint. Peak RSS is each "
             "process's `ru_maxrss`, the largest over the ranks. \"before\" is the same command with the trainer of "
             f"commit {mem.get('before_commit') or '(none measured)'} (`--before-repo`). The cost model's column is "
             "weights, gradients, momentum and activations at this batch (`cost_model.project`).", "", table, "",
@@ -144,8 +149,8 @@ def table2_section(runs: list[dict[str, Any]], mem: dict[str, Any], base: float)
         "included):", "",
         markdown_table(["", "parameters", "weights + gradients + momentum"], need), "",
         f"The largest rank peaked at {peak:,.0f} MiB, against {_fmt_bytes(12 * gc2l)} for the state alone of the "
-        f"same model in one process and {_fmt_bytes(12 * sc)} for SC; this machine has "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB. Each checkpoint file holds "
+        f"same model in one process and {_fmt_bytes(12 * sc)} for SC; the machine it ran on has "
+        f"{mem.get('memory_gib', '?')} GiB. Each checkpoint file holds "
         f"its rank's weights and momentum: {CHECKPOINT_FLOATS} × 4 bytes × {per_rank:,.0f} parameters ≈ "
         f"{_fmt_bytes(CHECKPOINT_FLOATS * 4 * per_rank)} (DCP spreads the replicated tensors over the files)."])
 

@@ -25,7 +25,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -163,9 +162,6 @@ def save(runs: list[Run], baseline_mib: float, path: Path, before_repo: Path | N
     from tglc_zoo.util.hardware import hardware_description
 
     write_json(path, {"import_baseline_mib": baseline_mib, "hardware": hardware_description(torch.device("cpu")),
-                             "load_avg": os.getloadavg(), "before_commit": commit_of(before_repo),
-                             "runs": [asdict(r) for r in runs]})
-
-
-def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+                      "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                      "load_avg": os.getloadavg(), "before_commit": commit_of(before_repo),
+                      "runs": [asdict(r) for r in runs]})

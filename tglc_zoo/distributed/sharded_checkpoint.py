@@ -96,7 +96,6 @@ class SafeFileSystemReader(FileSystemReader):
         if bad:
             raise UnsafeCheckpointError(f"{self.path} stores non-tensor items {bad[:5]}, which DCP would unpickle; "
                                         "a tglc_zoo checkpoint holds tensors only")
-        meta.storage_meta = meta.storage_meta  # DCP looks for it
         return meta
 
 
